@@ -1,0 +1,121 @@
+//! Spin-then-park waiting with the announce / fence / re-check protocol.
+//!
+//! Waiter: spin on the condition for a bounded budget, then store SLEEPING in the
+//! wait word, issue a SeqCst fence, re-check the condition, and only then sleep.
+//! Poster: publish its change, issue a SeqCst fence, and wake only if the word
+//! says SLEEPING. The two fences make it impossible for the waiter to miss the
+//! change *and* the poster to miss the announcement (the store-buffering case), so
+//! a wake-up is never lost and the poster never makes a syscall while the waiter
+//! is awake.
+
+use std::time::{Duration, Instant};
+
+use crate::futex::{FutexWord, Sharing};
+use crate::sync::{fence, spin_hint, AtomicU32, Ordering};
+
+/// Value of a wait word while its owner is running or spinning.
+pub(crate) const AWAKE: u32 = 0;
+/// Value of a wait word after its owner announced it is about to sleep.
+pub(crate) const SLEEPING: u32 = 1;
+
+/// How often the spin loop reads the clock: often enough to honour a budget of a
+/// few microseconds, rarely enough that the clock read is not the spin's cost.
+const SPINS_PER_CLOCK_READ: u32 = 32;
+
+/// Why a wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// The condition became true.
+    Ready,
+    /// The lane was closed while the condition was still false.
+    Closed,
+    /// The deadline passed while the condition was still false.
+    TimedOut,
+}
+
+/// Everything a wait needs besides the condition itself.
+pub(crate) struct WaitSite<'a> {
+    pub word: &'a FutexWord,
+    pub closed: &'a AtomicU32,
+    pub sharing: Sharing,
+}
+
+impl WaitSite<'_> {
+    #[inline]
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed) != 0
+    }
+
+    /// Waits until `ready()` is true, the lane closes, or `deadline` passes.
+    /// `ready` is checked before `closed`, so data published before a close is
+    /// still delivered.
+    pub(crate) fn wait(
+        &self,
+        spin: Duration,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut() -> bool,
+    ) -> WaitOutcome {
+        if ready() {
+            return WaitOutcome::Ready;
+        }
+        if !spin.is_zero() {
+            let start = Instant::now();
+            let mut spins = 0u32;
+            loop {
+                spin_hint();
+                if ready() {
+                    return WaitOutcome::Ready;
+                }
+                spins = spins.wrapping_add(1);
+                if spins % SPINS_PER_CLOCK_READ == 0 && start.elapsed() >= spin {
+                    break;
+                }
+            }
+        }
+        loop {
+            if self.is_closed() {
+                return WaitOutcome::Closed;
+            }
+            let remaining = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(r) if !r.is_zero() => Some(r),
+                    _ => return WaitOutcome::TimedOut,
+                },
+                None => None,
+            };
+            self.word.store(SLEEPING);
+            fence(Ordering::SeqCst);
+            if ready() {
+                self.word.store(AWAKE);
+                return WaitOutcome::Ready;
+            }
+            if self.is_closed() {
+                self.word.store(AWAKE);
+                return WaitOutcome::Closed;
+            }
+            self.word.wait(SLEEPING, self.sharing, remaining);
+            if ready() {
+                self.word.store(AWAKE);
+                return WaitOutcome::Ready;
+            }
+        }
+    }
+}
+
+/// The poster's half: call after publishing a change the owner of `word` may be
+/// waiting for. Costs a fence and a read of a line the sleeper rarely writes; the
+/// syscall happens only when the sleeper has announced itself.
+#[inline]
+pub(crate) fn notify(word: &FutexWord, sharing: Sharing) {
+    fence(Ordering::SeqCst);
+    if word.load() == SLEEPING {
+        word.store(AWAKE);
+        word.wake_one(sharing);
+    }
+}
+
+/// Wakes every sleeper on `word` unconditionally (used when closing).
+pub(crate) fn wake_all(word: &FutexWord, sharing: Sharing) {
+    word.store(AWAKE);
+    word.wake_all(sharing);
+}
