@@ -61,3 +61,6 @@ pub use lane::{lane, HostEnd, WorkerEnd};
 pub use producer::{Batch, Producer};
 pub use region::{Direction, LaneRegion};
 pub use wait::WaitOutcome;
+
+#[cfg(all(test, not(loom)))]
+mod tests;
