@@ -154,9 +154,17 @@ impl Consumer {
         deadline: Option<Instant>,
         f: impl FnOnce(Frame<'_>) -> R,
     ) -> Result<Option<R>, TransportError> {
-        match self.wait(deadline) {
-            WaitOutcome::Ready | WaitOutcome::Closed => self.try_recv(f),
-            WaitOutcome::TimedOut => Ok(None),
+        let mut f = Some(f);
+        loop {
+            if self.wait(deadline) == WaitOutcome::TimedOut {
+                return Ok(None);
+            }
+            // Ready or closed: `try_recv` delivers the message or reports `Closed`;
+            // it cannot come back empty-handed, but looping costs nothing if it did.
+            let take = |frame: Frame<'_>| (f.take().expect("called at most once"))(frame);
+            if let Some(r) = self.try_recv(take)? {
+                return Ok(Some(r));
+            }
         }
     }
 

@@ -41,9 +41,21 @@ pub(crate) struct WaitSite<'a> {
 }
 
 impl WaitSite<'_> {
+    /// Acquire: whatever the closer published before closing (the last messages)
+    /// is visible to the `ready()` check that follows.
     #[inline]
     fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Relaxed) != 0
+        self.closed.load(Ordering::Acquire) != 0
+    }
+
+    /// After seeing the lane closed, a final look: data published before the
+    /// close still counts as ready.
+    fn closed_outcome(&self, ready: &mut impl FnMut() -> bool) -> WaitOutcome {
+        if ready() {
+            WaitOutcome::Ready
+        } else {
+            WaitOutcome::Closed
+        }
     }
 
     /// Waits until `ready()` is true, the lane closes, or `deadline` passes.
@@ -67,14 +79,19 @@ impl WaitSite<'_> {
                     return WaitOutcome::Ready;
                 }
                 spins = spins.wrapping_add(1);
-                if spins % SPINS_PER_CLOCK_READ == 0 && start.elapsed() >= spin {
-                    break;
+                if spins % SPINS_PER_CLOCK_READ == 0 {
+                    if self.is_closed() {
+                        return self.closed_outcome(&mut ready);
+                    }
+                    if start.elapsed() >= spin {
+                        break;
+                    }
                 }
             }
         }
         loop {
             if self.is_closed() {
-                return WaitOutcome::Closed;
+                return self.closed_outcome(&mut ready);
             }
             let remaining = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
@@ -91,7 +108,7 @@ impl WaitSite<'_> {
             }
             if self.is_closed() {
                 self.word.store(AWAKE);
-                return WaitOutcome::Closed;
+                return self.closed_outcome(&mut ready);
             }
             self.word.wait(SLEEPING, self.sharing, remaining);
             if ready() {
