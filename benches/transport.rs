@@ -1,1 +1,137 @@
-fn main(){}
+//! knit-transport against the floors, in one run, rounds interleaved.
+//!
+//! `cargo bench --bench transport [-- --quick]`
+//!
+//! * `atomic ping-pong`: bare two-thread round trip on two atomics (the floor).
+//! * `lane ping-pong`: one 8-byte message to a worker and one back, both ends hot.
+//! * `lane burst 1000`: 1000 messages published as one batch, echoed back as
+//!   batches; reported per message.
+//! * `futex ping-pong`: both sides sleep on a futex every time (the parked floor).
+//! * `lane parked`: a round trip with spin budgets of zero, so both ends park.
+
+use std::time::{Duration, Instant};
+
+use knit_suite::{floors, pin_to, Runner, Scenario};
+use knit_transport::{lane, Envelope, HostEnd, LaneConfig};
+
+/// Starts an echo worker on core 1 and returns the host end and its join handle.
+fn echo_lane(spin: Duration) -> (HostEnd, std::thread::JoinHandle<()>) {
+    let config = LaneConfig {
+        spin,
+        ..LaneConfig::default()
+    };
+    let (host, mut worker) = lane(&config).unwrap();
+    let handle = std::thread::spawn(move || {
+        pin_to(1);
+        let mut replies = Vec::with_capacity(1024);
+        loop {
+            replies.clear();
+            let got = worker.requests.drain(1024, |f| {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(&f.payload()[..8]);
+                replies.push((f.envelope(), word));
+            });
+            match got {
+                Ok(0) => {
+                    if worker.requests.wait(None) == knit_transport::WaitOutcome::Closed {
+                        return;
+                    }
+                }
+                Ok(_) => {
+                    let mut batch = worker.responses.batch();
+                    for (env, word) in &replies {
+                        if batch.try_push(*env, word).is_err() {
+                            drop(batch);
+                            worker.responses.send(*env, word).unwrap();
+                            batch = worker.responses.batch();
+                        }
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    pin_to(0);
+    (host, handle)
+}
+
+fn ping_pong(iters: u64, spin: Duration) -> Duration {
+    let (mut host, worker) = echo_lane(spin);
+    let warmup = iters / 10 + 10;
+    let mut start = Instant::now();
+    for i in 0..warmup + iters {
+        if i == warmup {
+            start = Instant::now();
+        }
+        host.requests
+            .send(Envelope { call_id: i, task_id: 1, flags: 0 }, &i.to_le_bytes())
+            .unwrap();
+        let back = host.responses.recv(|f| f.envelope().call_id).unwrap();
+        assert_eq!(back, i);
+    }
+    let elapsed = start.elapsed();
+    drop(host);
+    worker.join().unwrap();
+    elapsed
+}
+
+/// `messages` messages in bursts of 1000; returns the total time.
+fn bursts(messages: u64) -> Duration {
+    const BURST: u64 = 1000;
+    let (mut host, worker) = echo_lane(LaneConfig::default().spin);
+    let rounds = messages / BURST;
+    let warmup = 10;
+    let mut start = Instant::now();
+    for r in 0..warmup + rounds {
+        if r == warmup {
+            start = Instant::now();
+        }
+        let mut batch = host.requests.batch();
+        for i in 0..BURST {
+            batch
+                .try_push(Envelope { call_id: i, task_id: 1, flags: 0 }, &i.to_le_bytes())
+                .unwrap();
+        }
+        batch.publish();
+        let mut received = 0;
+        while received < BURST {
+            host.responses.wait(None);
+            received += host.responses.drain(usize::MAX, |_| ()).unwrap() as u64;
+        }
+    }
+    let elapsed = start.elapsed();
+    drop(host);
+    worker.join().unwrap();
+    elapsed
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (rounds, hot, burst, parked) = if quick {
+        (3, 20_000, 20_000, 300)
+    } else {
+        (15, 200_000, 200_000, 3_000)
+    };
+    let mut runner = Runner::new(rounds);
+    runner
+        .add(Scenario::new("atomic ping-pong", hot, floors::atomic_ping_pong))
+        .add(Scenario::new("lane ping-pong", hot, |n| ping_pong(n, LaneConfig::default().spin)))
+        .add(Scenario::new("lane burst 1000 (per msg)", burst, bursts))
+        .add(Scenario::new("futex ping-pong", parked, floors::futex_ping_pong))
+        .add(Scenario::new("lane parked", parked, |n| ping_pong(n, Duration::ZERO)));
+    let report = runner.run();
+    println!("{}", report.table());
+    let ratio = |a, b| report.ratio(a, b).unwrap_or(f64::NAN);
+    println!(
+        "lane ping-pong / atomic ping-pong: {:.2}x (goal <= 1.3x)",
+        ratio("lane ping-pong", "atomic ping-pong")
+    );
+    println!(
+        "lane burst per message / atomic ping-pong: {:.3}x",
+        ratio("lane burst 1000 (per msg)", "atomic ping-pong")
+    );
+    println!(
+        "lane parked / futex ping-pong: {:.2}x (goal <= 1.3x)",
+        ratio("lane parked", "futex ping-pong")
+    );
+}

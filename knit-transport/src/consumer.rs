@@ -1,5 +1,6 @@
 //! The receiving end of one ring.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,6 +81,7 @@ pub struct Consumer {
     seq: u32,
     spin: Duration,
     sharing: Sharing,
+    parks: Cell<u64>,
 }
 
 // SAFETY: the raw pointers point into `region`, which the consumer keeps alive; the
@@ -103,6 +105,7 @@ impl Consumer {
             seq: 0,
             spin: config.spin,
             sharing: region.sharing(),
+            parks: Cell::new(0),
             region,
         }
     }
@@ -111,6 +114,12 @@ impl Consumer {
     fn control(&self) -> &RingControl {
         // SAFETY: points into `self.region`'s mapping, alive as long as `self`.
         unsafe { &*self.control }
+    }
+
+    /// How many times this end has gone to sleep on its futex word (waits that
+    /// ended during the spin phase do not count).
+    pub fn park_count(&self) -> u64 {
+        self.parks.get()
     }
 
     /// How long blocking receives spin before parking.
@@ -218,6 +227,7 @@ impl Consumer {
             word: &control.data_wait,
             closed: &self.region.header().closed,
             sharing: self.sharing,
+            parks: &self.parks,
         };
         site.wait(self.spin, deadline, || control.tail.load(Ordering::Acquire) != head)
     }

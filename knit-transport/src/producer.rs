@@ -1,5 +1,6 @@
 //! The sending end of one ring.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,7 @@ pub struct Producer {
     alloc: OverflowAlloc,
     spin: Duration,
     sharing: Sharing,
+    parks: Cell<u64>,
 }
 
 // SAFETY: the raw pointers point into `region`, which the producer keeps alive;
@@ -80,6 +82,7 @@ impl Producer {
             alloc: OverflowAlloc::new(config.overflow_initial_bytes, config.overflow_max_bytes),
             spin: config.spin,
             sharing: region.sharing(),
+            parks: Cell::new(0),
             region,
         }
     }
@@ -93,6 +96,12 @@ impl Producer {
     /// The largest payload this producer accepts.
     pub fn max_message(&self) -> usize {
         self.max_message
+    }
+
+    /// How many times this end has gone to sleep on its futex word (waits that
+    /// ended during the spin phase do not count).
+    pub fn park_count(&self) -> u64 {
+        self.parks.get()
     }
 
     /// How long blocking sends spin before parking.
@@ -285,6 +294,7 @@ impl Producer {
             word: &control.space_wait,
             closed: &self.region.header().closed,
             sharing: self.sharing,
+            parks: &self.parks,
         };
         site.wait(self.spin, deadline, || {
             control.consumed.head.load(Ordering::Acquire) != seen_head

@@ -8,6 +8,7 @@
 //! a wake-up is never lost and the poster never makes a syscall while the waiter
 //! is awake.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use crate::futex::{FutexWord, Sharing};
@@ -38,6 +39,8 @@ pub(crate) struct WaitSite<'a> {
     pub word: &'a FutexWord,
     pub closed: &'a AtomicU32,
     pub sharing: Sharing,
+    /// Counts the times this waiter actually went to sleep (for tests and tuning).
+    pub parks: &'a Cell<u64>,
 }
 
 impl WaitSite<'_> {
@@ -110,6 +113,7 @@ impl WaitSite<'_> {
                 self.word.store(AWAKE);
                 return self.closed_outcome(&mut ready);
             }
+            self.parks.set(self.parks.get() + 1);
             self.word.wait(SLEEPING, self.sharing, remaining);
             if ready() {
                 self.word.store(AWAKE);
