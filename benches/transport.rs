@@ -64,7 +64,14 @@ fn ping_pong(iters: u64, spin: Duration) -> Duration {
             start = Instant::now();
         }
         host.requests
-            .send(Envelope { call_id: i, task_id: 1, flags: 0 }, &i.to_le_bytes())
+            .send(
+                Envelope {
+                    call_id: i,
+                    task_id: 1,
+                    flags: 0,
+                },
+                &i.to_le_bytes(),
+            )
             .unwrap();
         let back = host.responses.recv(|f| f.envelope().call_id).unwrap();
         assert_eq!(back, i);
@@ -89,7 +96,14 @@ fn bursts(messages: u64) -> Duration {
         let mut batch = host.requests.batch();
         for i in 0..BURST {
             batch
-                .try_push(Envelope { call_id: i, task_id: 1, flags: 0 }, &i.to_le_bytes())
+                .try_push(
+                    Envelope {
+                        call_id: i,
+                        task_id: 1,
+                        flags: 0,
+                    },
+                    &i.to_le_bytes(),
+                )
                 .unwrap();
         }
         batch.publish();
@@ -114,11 +128,23 @@ fn main() {
     };
     let mut runner = Runner::new(rounds);
     runner
-        .add(Scenario::new("atomic ping-pong", hot, floors::atomic_ping_pong))
-        .add(Scenario::new("lane ping-pong", hot, |n| ping_pong(n, LaneConfig::default().spin)))
+        .add(Scenario::new(
+            "atomic ping-pong",
+            hot,
+            floors::atomic_ping_pong,
+        ))
+        .add(Scenario::new("lane ping-pong", hot, |n| {
+            ping_pong(n, LaneConfig::default().spin)
+        }))
         .add(Scenario::new("lane burst 1000 (per msg)", burst, bursts))
-        .add(Scenario::new("futex ping-pong", parked, floors::futex_ping_pong))
-        .add(Scenario::new("lane parked", parked, |n| ping_pong(n, Duration::ZERO)));
+        .add(Scenario::new(
+            "futex ping-pong",
+            parked,
+            floors::futex_ping_pong,
+        ))
+        .add(Scenario::new("lane parked", parked, |n| {
+            ping_pong(n, Duration::ZERO)
+        }));
     let report = runner.run();
     println!("{}", report.table());
     let ratio = |a, b| report.ratio(a, b).unwrap_or(f64::NAN);

@@ -22,10 +22,10 @@ fn size_of_message(id: u64, salt: u64) -> usize {
     let r = mix(id ^ salt);
     let pick = r % 1000;
     let span = match pick {
-        0 => 1 << 20,             // 0.1%: up to 1 MiB (overflow area)
-        1..=49 => 32 * 1024,      // 4.9%: up to 32 KiB (mostly overflow)
-        50..=199 => 9 * 1024,     // 15%: around the 8 KiB inline limit
-        _ => 256,                 // 80%: small inline messages
+        0 => 1 << 20,         // 0.1%: up to 1 MiB (overflow area)
+        1..=49 => 32 * 1024,  // 4.9%: up to 32 KiB (mostly overflow)
+        50..=199 => 9 * 1024, // 15%: around the 8 KiB inline limit
+        _ => 256,             // 80%: small inline messages
     };
     ((r >> 20) % (span as u64 + 1)) as usize
 }
@@ -53,7 +53,7 @@ fn envelope(id: u64, salt: u64) -> Envelope {
 /// the other end runs out of spinning and parks.
 fn maybe_sleep(rng: &mut u64) {
     *rng = mix(*rng);
-    if *rng % 400 == 0 {
+    if rng.is_multiple_of(400) {
         std::thread::sleep(Duration::from_micros(60 + (*rng >> 40) % 240));
     }
 }
@@ -88,16 +88,27 @@ fn a_million_messages_each_way_arrive_whole_and_in_order() {
             worker
                 .requests
                 .recv(|f| {
-                    assert_eq!(f.envelope(), envelope(id, REQUEST_SALT), "request {id} out of order");
+                    assert_eq!(
+                        f.envelope(),
+                        envelope(id, REQUEST_SALT),
+                        "request {id} out of order"
+                    );
                     assert!(f.payload() == &expected[..], "request {id} payload differs");
                 })
                 .unwrap();
             let reply_len = size_of_message(id, RESPONSE_SALT);
             fill(&mut reply, id, reply_len, RESPONSE_SALT);
-            worker.responses.send(envelope(id, RESPONSE_SALT), &reply).unwrap();
+            worker
+                .responses
+                .send(envelope(id, RESPONSE_SALT), &reply)
+                .unwrap();
             maybe_sleep(&mut rng);
         }
-        (worker.requests.park_count(), worker.responses.park_count(), worker)
+        (
+            worker.requests.park_count(),
+            worker.responses.park_count(),
+            worker,
+        )
     });
 
     let (mut rng, mut expected) = (3u64, Vec::new());
@@ -107,8 +118,15 @@ fn a_million_messages_each_way_arrive_whole_and_in_order() {
         fill(&mut expected, id, len, RESPONSE_SALT);
         responses
             .recv(|f| {
-                assert_eq!(f.envelope(), envelope(id, RESPONSE_SALT), "response {id} out of order");
-                assert!(f.payload() == &expected[..], "response {id} payload differs");
+                assert_eq!(
+                    f.envelope(),
+                    envelope(id, RESPONSE_SALT),
+                    "response {id} out of order"
+                );
+                assert!(
+                    f.payload() == &expected[..],
+                    "response {id} payload differs"
+                );
                 overflowed += f.overflowed() as u64;
             })
             .unwrap();
@@ -117,9 +135,17 @@ fn a_million_messages_each_way_arrive_whole_and_in_order() {
     let (request_send_parks, requests) = sender.join().unwrap();
     let (request_recv_parks, response_send_parks, worker) = echo.join().unwrap();
     let response_recv_parks = responses.park_count();
-    let parks = [request_send_parks, request_recv_parks, response_send_parks, response_recv_parks];
+    let parks = [
+        request_send_parks,
+        request_recv_parks,
+        response_send_parks,
+        response_recv_parks,
+    ];
     println!("parks (request send/recv, response send/recv): {parks:?}; overflowed responses: {overflowed}");
     assert!(overflowed > 1000, "the overflow path was exercised");
-    assert!(parks.iter().sum::<u64>() >= 1000, "the park path was exercised: {parks:?}");
+    assert!(
+        parks.iter().sum::<u64>() >= 1000,
+        "the park path was exercised: {parks:?}"
+    );
     drop((requests, responses, worker));
 }

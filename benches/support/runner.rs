@@ -65,14 +65,23 @@ impl Runner {
 
     /// Runs every round and collects ns/op.
     pub fn run(&mut self) -> Report {
-        let mut results: Vec<(String, Vec<f64>)> =
-            self.scenarios.iter().map(|s| (s.name.clone(), Vec::new())).collect();
+        let mut results: Vec<(String, Vec<f64>)> = self
+            .scenarios
+            .iter()
+            .map(|s| (s.name.clone(), Vec::new()))
+            .collect();
         for round in 0..self.rounds {
             for (i, s) in self.scenarios.iter_mut().enumerate() {
                 let t = (s.run)(s.iters);
                 let ns = t.as_nanos() as f64 / s.iters as f64;
                 results[i].1.push(ns);
-                eprintln!("  round {}/{} {:<32} {:>10.1} ns/op", round + 1, self.rounds, s.name, ns);
+                eprintln!(
+                    "  round {}/{} {:<32} {:>10.1} ns/op",
+                    round + 1,
+                    self.rounds,
+                    s.name,
+                    ns
+                );
             }
         }
         Report { results }
@@ -91,7 +100,10 @@ fn percentile(values: &[f64], p: f64) -> Option<f64> {
 
 impl Report {
     fn rounds(&self, name: &str) -> Option<&[f64]> {
-        self.results.iter().find(|(n, _)| n == name).map(|(_, v)| &v[..])
+        self.results
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| &v[..])
     }
 
     /// Median ns/op over the rounds of `name`.

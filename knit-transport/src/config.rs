@@ -52,17 +52,24 @@ pub(crate) const OVERFLOW_ALIGN: usize = 64;
 impl LaneConfig {
     /// The largest payload this lane accepts.
     pub fn max_message(&self) -> usize {
-        self.max_message_bytes.unwrap_or(self.overflow_max_bytes / 8)
+        self.max_message_bytes
+            .unwrap_or(self.overflow_max_bytes / 8)
     }
 
     /// Checks that the sizes are consistent; every constructor calls this.
     pub fn validate(&self) -> Result<(), TransportError> {
         let bad = |why: String| Err(TransportError::InvalidConfig(why));
         if !self.ring_bytes.is_power_of_two() || self.ring_bytes < 1024 {
-            return bad(format!("ring_bytes {} must be a power of two >= 1024", self.ring_bytes));
+            return bad(format!(
+                "ring_bytes {} must be a power of two >= 1024",
+                self.ring_bytes
+            ));
         }
         if self.ring_bytes > 1 << 30 {
-            return bad(format!("ring_bytes {} must be at most 1 GiB", self.ring_bytes));
+            return bad(format!(
+                "ring_bytes {} must be at most 1 GiB",
+                self.ring_bytes
+            ));
         }
         if self.inline_max_bytes + FRAME_HEADER_BYTES > self.ring_bytes / 4 {
             return bad(format!(
@@ -70,13 +77,14 @@ impl LaneConfig {
                 self.inline_max_bytes
             ));
         }
-        if self.overflow_max_bytes % OVERFLOW_ALIGN != 0 || self.overflow_max_bytes == 0 {
+        if !self.overflow_max_bytes.is_multiple_of(OVERFLOW_ALIGN) || self.overflow_max_bytes == 0 {
             return bad(format!(
                 "overflow_max_bytes {} must be a non-zero multiple of {OVERFLOW_ALIGN}",
                 self.overflow_max_bytes
             ));
         }
-        if self.overflow_initial_bytes == 0 || self.overflow_initial_bytes > self.overflow_max_bytes {
+        if self.overflow_initial_bytes == 0 || self.overflow_initial_bytes > self.overflow_max_bytes
+        {
             return bad(format!(
                 "overflow_initial_bytes {} must be in 1..=overflow_max_bytes",
                 self.overflow_initial_bytes

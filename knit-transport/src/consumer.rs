@@ -145,7 +145,10 @@ impl Consumer {
     /// Receives one message if there is one: `Ok(None)` when empty,
     /// `Err(Closed)` when empty and closed.
     #[inline]
-    pub fn try_recv<R>(&mut self, f: impl FnOnce(Frame<'_>) -> R) -> Result<Option<R>, TransportError> {
+    pub fn try_recv<R>(
+        &mut self,
+        f: impl FnOnce(Frame<'_>) -> R,
+    ) -> Result<Option<R>, TransportError> {
         let mut f = Some(f);
         let mut out = None;
         self.drain(1, |frame| out = f.take().map(|f| f(frame)))?;
@@ -183,7 +186,11 @@ impl Consumer {
     ///
     /// If `f` panics, the messages it already returned from are consumed and the
     /// one it panicked on is not: it will be delivered again.
-    pub fn drain(&mut self, max: usize, mut f: impl FnMut(Frame<'_>)) -> Result<usize, TransportError> {
+    pub fn drain(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(Frame<'_>),
+    ) -> Result<usize, TransportError> {
         let mut progress = Progress {
             consumer: self,
             count: 0,
@@ -229,7 +236,9 @@ impl Consumer {
             sharing: self.sharing,
             parks: &self.parks,
         };
-        site.wait(self.spin, deadline, || control.tail.load(Ordering::Acquire) != head)
+        site.wait(self.spin, deadline, || {
+            control.tail.load(Ordering::Acquire) != head
+        })
     }
 
     /// Finds the next frame after `head` without consuming it.
@@ -275,7 +284,10 @@ impl Consumer {
             let body_len = header.body_len as u64;
             let frame = frame_bytes(header.body_len as usize) as u64;
             if frame > room_to_end || frame > available {
-                return Err(corrupt(pos, "frame runs past the ring or the published index"));
+                return Err(corrupt(
+                    pos,
+                    "frame runs past the ring or the published index",
+                ));
             }
             // SAFETY (both arms): the body lies inside this frame, just checked to be
             // within the ring and published.
@@ -285,7 +297,10 @@ impl Consumer {
                 KIND_OVERFLOW if body_len == OVERFLOW_REF_BYTES as u64 => {
                     // SAFETY: body is 8-aligned and 16 bytes long (checked above).
                     let r = unsafe { std::ptr::read(body as *const OverflowRef) };
-                    let in_area = r.offset.checked_add(r.len).is_some_and(|end| end <= self.overflow_bytes);
+                    let in_area = r
+                        .offset
+                        .checked_add(r.len)
+                        .is_some_and(|end| end <= self.overflow_bytes);
                     if !in_area || r.len > self.max_message {
                         return Err(corrupt(pos, "overflow reference outside the overflow area"));
                     }
@@ -326,7 +341,12 @@ struct Progress<'a> {
 
 impl Drop for Progress<'_> {
     fn drop(&mut self) {
-        let published_head = self.consumer.control().consumed.head.load(Ordering::Relaxed);
+        let published_head = self
+            .consumer
+            .control()
+            .consumed
+            .head
+            .load(Ordering::Relaxed);
         if self.consumer.head != published_head {
             self.consumer.release();
         }

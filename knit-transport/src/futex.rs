@@ -140,7 +140,12 @@ mod os {
         }
     }
 
-    pub(super) fn wait(word: &AtomicU32, expected: u32, sharing: Sharing, timeout: Option<Duration>) {
+    pub(super) fn wait(
+        word: &AtomicU32,
+        expected: u32,
+        sharing: Sharing,
+        timeout: Option<Duration>,
+    ) {
         let timespec = timeout.map(|t| rustix::fs::Timespec {
             tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
             tv_nsec: t.subsec_nanos() as _,
@@ -166,7 +171,12 @@ mod os {
 
     // Without a futex we can only poll; shared regions are refused at creation on
     // these targets, so this serves timed private waits.
-    pub(super) fn wait(word: &AtomicU32, expected: u32, _sharing: Sharing, timeout: Option<Duration>) {
+    pub(super) fn wait(
+        word: &AtomicU32,
+        expected: u32,
+        _sharing: Sharing,
+        timeout: Option<Duration>,
+    ) {
         let start = Instant::now();
         while word.load(Ordering::Acquire) == expected {
             if timeout.is_some_and(|t| start.elapsed() >= t) {

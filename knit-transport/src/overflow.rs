@@ -142,7 +142,7 @@ mod tests {
         assert_eq!(a.try_alloc(1024), Some(2048));
         assert_eq!(a.try_alloc(2048), None);
         a.release_upto(1); // first block released
-        // 1024 free at the end (3072..4096): used before wrapping.
+                           // 1024 free at the end (3072..4096): used before wrapping.
         assert_eq!(a.try_alloc(1024), Some(3072));
         // Wraps into the released first block.
         assert_eq!(a.try_alloc(1000), Some(0));

@@ -241,7 +241,10 @@ impl Producer {
             None => {
                 // SAFETY: the body follows the header inside the reserved frame.
                 unsafe {
-                    std::slice::from_raw_parts_mut(self.data.add(at + FRAME_HEADER_BYTES), r.payload_len)
+                    std::slice::from_raw_parts_mut(
+                        self.data.add(at + FRAME_HEADER_BYTES),
+                        r.payload_len,
+                    )
                 }
             }
             Some(offset) => {
@@ -253,7 +256,10 @@ impl Producer {
                 // the overflow block [offset, offset + len) was just allocated to us
                 // and lies within the area (the allocator never exceeds its limit).
                 unsafe {
-                    std::ptr::write(self.data.add(at + FRAME_HEADER_BYTES) as *mut OverflowRef, reference);
+                    std::ptr::write(
+                        self.data.add(at + FRAME_HEADER_BYTES) as *mut OverflowRef,
+                        reference,
+                    );
                     std::slice::from_raw_parts_mut(self.overflow.add(offset), r.payload_len)
                 }
             }

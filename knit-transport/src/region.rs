@@ -217,12 +217,16 @@ impl LaneRegion {
                     && header.overflow_off[d] as usize == layout.overflow_off[d]
             });
         if !offsets_match {
-            return Err(TransportError::BadRegion("header offsets do not match its sizes"));
+            return Err(TransportError::BadRegion(
+                "header offsets do not match its sizes",
+            ));
         }
         let sharing = if header.sharing == 1 {
             Sharing::Shared
         } else {
-            return Err(TransportError::BadRegion("region was not created for sharing"));
+            return Err(TransportError::BadRegion(
+                "region was not created for sharing",
+            ));
         };
         Ok(Arc::new(LaneRegion {
             map,

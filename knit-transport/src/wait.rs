@@ -82,7 +82,7 @@ impl WaitSite<'_> {
                     return WaitOutcome::Ready;
                 }
                 spins = spins.wrapping_add(1);
-                if spins % SPINS_PER_CLOCK_READ == 0 {
+                if spins.is_multiple_of(SPINS_PER_CLOCK_READ) {
                     if self.is_closed() {
                         return self.closed_outcome(&mut ready);
                     }

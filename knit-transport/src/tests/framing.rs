@@ -5,7 +5,9 @@ use crate::{TransportError, FRAME_HEADER_BYTES};
 fn envelope_and_payload_round_trip_for_every_inline_size() {
     let (mut host, mut worker) = small_lane();
     for len in 0..=128 {
-        host.requests.try_send(env(len as u64), &pattern(len as u64, len)).unwrap();
+        host.requests
+            .try_send(env(len as u64), &pattern(len as u64, len))
+            .unwrap();
         expect_message(&mut worker, len as u64, len);
     }
     assert!(worker.requests.try_recv(|_| ()).unwrap().is_none());
@@ -42,12 +44,17 @@ fn frames_wrap_at_every_offset_near_the_end() {
     for k in (1024 - 256..1024).step_by(8) {
         let (mut host, mut worker) = lane_at_offset(k);
         for (i, &len) in sizes.iter().enumerate() {
-            host.requests.try_send(env(i as u64), &pattern(i as u64, len)).unwrap();
+            host.requests
+                .try_send(env(i as u64), &pattern(i as u64, len))
+                .unwrap();
         }
         for (i, &len) in sizes.iter().enumerate() {
             expect_message(&mut worker, i as u64, len);
         }
-        assert!(worker.requests.try_recv(|_| ()).unwrap().is_none(), "offset {k}");
+        assert!(
+            worker.requests.try_recv(|_| ()).unwrap().is_none(),
+            "offset {k}"
+        );
     }
 }
 
@@ -65,7 +72,9 @@ fn a_full_ring_refuses_without_writing_anything() {
     // 1024-byte ring, 136-byte frames: 7 fit.
     assert_eq!(sent, 7);
     expect_message(&mut worker, 0, 100);
-    host.requests.try_send(env(sent), &pattern(sent, 100)).unwrap();
+    host.requests
+        .try_send(env(sent), &pattern(sent, 100))
+        .unwrap();
     for id in 1..=sent {
         expect_message(&mut worker, id, 100);
     }
@@ -77,7 +86,9 @@ fn a_batch_becomes_visible_only_when_published() {
     let (mut host, mut worker) = small_lane();
     let mut batch = host.requests.batch();
     for id in 0..5 {
-        batch.try_push(env(id), &pattern(id, id as usize * 3)).unwrap();
+        batch
+            .try_push(env(id), &pattern(id, id as usize * 3))
+            .unwrap();
     }
     assert!(!worker.requests.has_pending());
     batch.publish();
@@ -140,7 +151,8 @@ fn a_panicking_drain_consumes_what_it_finished_and_redelivers_the_rest() {
 fn a_panicking_fill_sends_nothing() {
     let (mut host, mut worker) = small_lane();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        host.requests.try_send_with(env(9), 1000, |_| panic!("encoder failed"))
+        host.requests
+            .try_send_with(env(9), 1000, |_| panic!("encoder failed"))
     }));
     assert!(result.is_err());
     assert!(!worker.requests.has_pending());
@@ -157,7 +169,10 @@ fn a_tampered_frame_is_reported_corrupt() {
     // offset 28 is the header's sequence number.
     unsafe { *data.add(28) ^= 0xFF };
     match worker.requests.try_recv(|_| ()) {
-        Err(TransportError::Corrupt { position: 0, reason }) => assert!(reason.contains("sequence")),
+        Err(TransportError::Corrupt {
+            position: 0,
+            reason,
+        }) => assert!(reason.contains("sequence")),
         other => panic!("expected Corrupt, got {other:?}"),
     }
 }

@@ -50,5 +50,8 @@ pub(crate) fn expect_message(worker: &mut WorkerEnd, call_id: u64, len: usize) {
         .expect("a message is waiting");
     assert_eq!(got.0, env(call_id));
     assert_eq!(got.1.len(), len);
-    assert!(got.1 == pattern(call_id, len), "payload of call {call_id} differs");
+    assert!(
+        got.1 == pattern(call_id, len),
+        "payload of call {call_id} differs"
+    );
 }

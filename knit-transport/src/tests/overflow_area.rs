@@ -5,7 +5,9 @@ use crate::TransportError;
 fn large_payloads_travel_through_the_overflow_area() {
     let (mut host, mut worker) = small_lane();
     for len in [129usize, 500, 1024, 2048] {
-        host.requests.try_send(env(len as u64), &pattern(len as u64, len)).unwrap();
+        host.requests
+            .try_send(env(len as u64), &pattern(len as u64, len))
+            .unwrap();
         let overflowed = worker
             .requests
             .try_recv(|f| {
@@ -45,10 +47,14 @@ fn the_area_grows_on_demand_up_to_its_maximum_then_reports_full() {
     // 16 KiB maximum, 2 KiB blocks: 8 fit, and the span doubled on the way.
     assert_eq!(sent, 8);
     assert_eq!(*capacities.last().unwrap(), 16 * 1024);
-    assert!(capacities.windows(2).all(|w| w[1] == w[0] || w[1] == w[0] * 2));
+    assert!(capacities
+        .windows(2)
+        .all(|w| w[1] == w[0] || w[1] == w[0] * 2));
     // Releasing one block makes room for exactly one more.
     expect_message(&mut worker, 0, 2048);
-    host.requests.try_send(env(sent), &pattern(sent, 2048)).unwrap();
+    host.requests
+        .try_send(env(sent), &pattern(sent, 2048))
+        .unwrap();
     assert!(matches!(
         host.requests.try_send(env(99), &pattern(99, 2048)),
         Err(TransportError::Full)
@@ -81,7 +87,9 @@ fn inline_and_overflow_messages_interleave_in_order() {
     let sizes = [10usize, 1500, 0, 129, 128, 2000, 64];
     for _round in 0..20 {
         for (i, &len) in sizes.iter().enumerate() {
-            host.requests.try_send(env(i as u64), &pattern(i as u64, len)).unwrap();
+            host.requests
+                .try_send(env(i as u64), &pattern(i as u64, len))
+                .unwrap();
         }
         for (i, &len) in sizes.iter().enumerate() {
             expect_message(&mut worker, i as u64, len);

@@ -29,7 +29,10 @@ fn parked_ends_exchange_every_message_in_order() {
         let len = (id as usize * 37) % 1500;
         host.requests.send(env(id), &pattern(id, len)).unwrap();
         while host.responses.has_pending() || id + 1 - received > 16 {
-            let (rid, rlen) = host.responses.recv(|f| (f.envelope().call_id, f.payload().len())).unwrap();
+            let (rid, rlen) = host
+                .responses
+                .recv(|f| (f.envelope().call_id, f.payload().len()))
+                .unwrap();
             assert_eq!(rid, received);
             assert_eq!(rlen, (rid as usize * 37) % 1500);
             received += 1;
