@@ -1,0 +1,28 @@
+//! The `#[task]` attribute of knit. Use it through `knit::task`; see that crate
+//! for the user-facing documentation.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod expand;
+mod signature;
+
+use proc_macro::TokenStream;
+
+/// Registers a function as a knit task and generates `pool.call.<name>(arg)`.
+///
+/// ```ignore
+/// #[knit::task]
+/// fn add(pair: (i64, i64)) -> i64 { pair.0 + pair.1 }
+/// ```
+#[proc_macro_attribute]
+pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item = syn::parse_macro_input!(item as syn::ItemFn);
+    let options = match signature::TaskOptions::parse(attr.into()) {
+        Ok(o) => o,
+        Err(e) => return e.to_compile_error().into(),
+    };
+    match expand::expand(item, options) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}

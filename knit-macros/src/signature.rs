@@ -1,0 +1,93 @@
+//! Reading a task's signature: its argument, its output, whether it is async.
+
+use proc_macro2::TokenStream;
+use syn::parse::Parser;
+use syn::{FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type};
+
+/// Options written inside `#[task(...)]`.
+#[derive(Default)]
+pub(crate) struct TaskOptions {
+    /// `no_inline`: never run this task on the caller's thread.
+    pub no_inline: bool,
+}
+
+impl TaskOptions {
+    pub(crate) fn parse(attr: TokenStream) -> syn::Result<Self> {
+        let mut options = TaskOptions::default();
+        let parser = syn::meta::parser(|meta| {
+            if meta.path.is_ident("no_inline") {
+                options.no_inline = true;
+                Ok(())
+            } else {
+                Err(meta.error("unknown #[task] option (expected `no_inline`)"))
+            }
+        });
+        parser.parse2(attr)?;
+        Ok(options)
+    }
+}
+
+/// What the generated code needs to know about the function.
+pub(crate) struct Signature {
+    /// The argument's type; `()` for a task without argument.
+    pub arg: Option<Type>,
+    /// The value a successful call yields.
+    pub output: Type,
+    /// Whether the function returns `Result<_, E>` (its `Err` becomes `CallError::Task`).
+    pub fallible: bool,
+    pub is_async: bool,
+}
+
+pub(crate) fn read(item: &ItemFn) -> syn::Result<Signature> {
+    let sig = &item.sig;
+    if !sig.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &sig.generics,
+            "a #[knit::task] cannot be generic: its types must be known to register it",
+        ));
+    }
+    let mut args = sig.inputs.iter();
+    let arg = match args.next() {
+        None => None,
+        Some(FnArg::Receiver(r)) => {
+            return Err(syn::Error::new_spanned(r, "a #[knit::task] is a free function, not a method"));
+        }
+        Some(FnArg::Typed(t)) => Some((*t.ty).clone()),
+    };
+    if let Some(extra) = args.next() {
+        return Err(syn::Error::new_spanned(
+            extra,
+            "a #[knit::task] takes zero or one argument; pass a tuple or a struct for more",
+        ));
+    }
+    let (output, fallible) = match &sig.output {
+        ReturnType::Default => (syn::parse_quote!(()), false),
+        ReturnType::Type(_, ty) => match result_ok_type(ty) {
+            Some(ok) => (ok, true),
+            None => ((**ty).clone(), false),
+        },
+    };
+    Ok(Signature {
+        arg,
+        output,
+        fallible,
+        is_async: sig.asyncness.is_some(),
+    })
+}
+
+/// `T` if `ty` is written `Result<T, E>` (or a `Result<T>` alias), by its last
+/// path segment: the macro sees syntax, not resolved types.
+fn result_ok_type(ty: &Type) -> Option<Type> {
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.first()? {
+        GenericArgument::Type(t) => Some(t.clone()),
+        _ => None,
+    }
+}

@@ -1,0 +1,61 @@
+//! The inline lane: calls queued for the calling threads to run themselves.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::registry::TaskEntry;
+use crate::run::run_task;
+use crate::slot::CallSlot;
+
+pub(crate) struct InlineJob {
+    pub slot: Arc<CallSlot>,
+    pub entry: &'static TaskEntry,
+    pub input: Vec<u8>,
+}
+
+pub(crate) struct InlineLane {
+    queue: Mutex<VecDeque<InlineJob>>,
+    pub submitted: AtomicU64,
+    pub completed: AtomicU64,
+    pub batch_size: usize,
+    pub dispatch_threshold: usize,
+}
+
+impl InlineLane {
+    pub(crate) fn new(batch_size: usize, dispatch_threshold: usize) -> Self {
+        InlineLane {
+            queue: Mutex::new(VecDeque::new()),
+            submitted: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            batch_size: batch_size.max(1),
+            dispatch_threshold,
+        }
+    }
+
+    pub(crate) fn push(&self, job: InlineJob) {
+        self.submitted.fetch_add(1, Ordering::Relaxed);
+        self.lock().push_back(job);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<InlineJob>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs up to `max` queued jobs on this thread; returns how many ran.
+    pub(crate) fn run_some(&self, max: usize, max_payload: usize) -> usize {
+        let mut ran = 0;
+        while ran < max {
+            let Some(job) = self.lock().pop_front() else { break };
+            job.slot.settle(run_task(job.entry, &job.input, max_payload));
+            self.completed.fetch_add(1, Ordering::Relaxed);
+            ran += 1;
+        }
+        ran
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        let submitted = self.submitted.load(Ordering::Relaxed);
+        submitted.saturating_sub(self.completed.load(Ordering::Relaxed)) as usize
+    }
+}

@@ -1,0 +1,114 @@
+//! Pool options.
+
+use std::time::Duration;
+
+use crate::balance::Balancer;
+
+/// Which end of the lane list the inline lane takes (matters to `RoundRobin`
+/// and `FirstIdle`, which scan lanes in order).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InlinePosition {
+    /// Before the worker lanes.
+    First,
+    /// After the worker lanes.
+    #[default]
+    Last,
+}
+
+/// The calling thread as an extra lane: calls routed to it run on whichever
+/// thread waits for a result (or polls a `Call`), in batches.
+///
+/// ```
+/// use knit::{Inliner, InlinePosition, PoolOptions};
+/// let opts = PoolOptions {
+///     inliner: Some(Inliner { position: InlinePosition::Last, batch_size: 4, dispatch_threshold: 16 }),
+///     ..PoolOptions::default()
+/// };
+/// assert!(opts.inliner.is_some());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inliner {
+    /// Where the inline lane sits among the lanes.
+    pub position: InlinePosition,
+    /// How many queued inline calls a waiting thread runs before checking its own result again.
+    pub batch_size: usize,
+    /// The inline lane is eligible only while at least this many calls are in flight.
+    pub dispatch_threshold: usize,
+}
+
+impl Default for Inliner {
+    fn default() -> Self {
+        Inliner {
+            position: InlinePosition::Last,
+            batch_size: 1,
+            dispatch_threshold: 1,
+        }
+    }
+}
+
+/// Everything configurable about a pool; `PoolOptions::default()` is a good start.
+///
+/// ```
+/// use knit::PoolOptions;
+/// let opts = PoolOptions { threads: 2, ..Default::default() };
+/// assert_eq!(opts.threads, 2);
+/// ```
+#[derive(Clone)]
+pub struct PoolOptions {
+    /// Worker threads (default: available cores − 1, at least 1).
+    pub threads: usize,
+    /// Pin worker `i` to core `(i + 1) % cores` (default: on when there are more
+    /// cores than workers; skipped quietly where pinning is unavailable).
+    pub pin: bool,
+    /// How calls are spread over lanes.
+    pub balancer: Balancer,
+    /// Run some calls on the calling thread (off by default).
+    pub inliner: Option<Inliner>,
+    /// How long an idle worker spins before parking.
+    pub worker_spin: Duration,
+    /// How long a waiting caller spins before parking.
+    pub caller_spin: Duration,
+    /// Largest encoded argument or result (default 16 MiB).
+    pub max_payload_bytes: usize,
+    /// Bytes of each lane's request ring (a power of two; default 64 KiB).
+    pub ring_bytes: usize,
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().saturating_sub(1))
+        .unwrap_or(1)
+        .max(1)
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        let threads = default_threads();
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        PoolOptions {
+            threads,
+            pin: cores > threads,
+            balancer: Balancer::RoundRobin,
+            inliner: None,
+            worker_spin: Duration::from_micros(50),
+            caller_spin: Duration::from_micros(50),
+            max_payload_bytes: 16 * 1024 * 1024,
+            ring_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl std::fmt::Debug for PoolOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolOptions")
+            .field("threads", &self.threads)
+            .field("pin", &self.pin)
+            .field("balancer", &self.balancer)
+            .field("inliner", &self.inliner)
+            .field("worker_spin", &self.worker_spin)
+            .field("caller_spin", &self.caller_spin)
+            .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("ring_bytes", &self.ring_bytes)
+            .finish()
+    }
+}
