@@ -47,8 +47,9 @@ impl InlineLane {
         let mut ran = 0;
         while ran < max {
             let Some(job) = self.lock().pop_front() else { break };
-            job.slot.settle(run_task(job.entry, &job.input, max_payload));
-            self.completed.fetch_add(1, Ordering::Relaxed);
+            let outcome = run_task(job.entry, &job.input, max_payload);
+            self.completed.fetch_add(1, Ordering::Release);
+            job.slot.settle(outcome);
             ran += 1;
         }
         ran
@@ -56,6 +57,6 @@ impl InlineLane {
 
     pub(crate) fn in_flight(&self) -> usize {
         let submitted = self.submitted.load(Ordering::Relaxed);
-        submitted.saturating_sub(self.completed.load(Ordering::Relaxed)) as usize
+        submitted.saturating_sub(self.completed.load(Ordering::Acquire)) as usize
     }
 }

@@ -61,7 +61,9 @@ fn handle(cx: &WorkerContext, frame: Frame<'_>) {
             None => Err(CallError::UnknownTask(format!("id {:#018x}", env.task_id))),
         }
     };
-    slot.settle(outcome);
+    // Count before settling: a caller that sees its result then also sees the
+    // lane as no longer busy with it (balancers rely on that).
     let done = cx.completed.load(Ordering::Relaxed) + 1;
     cx.completed.store(done, Ordering::Release);
+    slot.settle(outcome);
 }
