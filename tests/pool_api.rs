@@ -94,7 +94,10 @@ fn task_errors_keep_their_display_text() {
         items: vec!["tea".into()],
         total_cents: 100,
     };
-    assert_eq!(pool.call.checkout(good.clone()).wait().unwrap().total_cents, 199);
+    assert_eq!(
+        pool.call.checkout(good.clone()).wait().unwrap().total_cents,
+        199
+    );
     let empty = Order {
         id: 7,
         items: vec![],
@@ -139,16 +142,31 @@ fn unknown_tasks_are_typed_errors() {
         pool.call.by_name::<u32, u32>("does_not_exist", &1).wait(),
         Err(CallError::UnknownTask(name)) if name == "does_not_exist"
     ));
-    assert_eq!(pool.call.by_name::<(i64, i64), i64>("add", &(5, 6)).wait(), Ok(11));
+    assert_eq!(
+        pool.call.by_name::<(i64, i64), i64>("add", &(5, 6)).wait(),
+        Ok(11)
+    );
 }
 
 #[test]
 fn a_result_of_the_wrong_type_is_a_payload_error_not_garbage() {
     let pool = pool(1);
-    let r = pool.call.by_name::<(i64, i64), String>("add", &(1, 2)).wait();
-    assert!(matches!(r, Err(CallError::Payload(PayloadError::Decode(_)))), "{r:?}");
-    let r = pool.call.by_name::<String, i64>("add", &"not a pair".to_string()).wait();
-    assert!(matches!(r, Err(CallError::Payload(PayloadError::Decode(_)))), "{r:?}");
+    let r = pool
+        .call
+        .by_name::<(i64, i64), String>("add", &(1, 2))
+        .wait();
+    assert!(
+        matches!(r, Err(CallError::Payload(PayloadError::Decode(_)))),
+        "{r:?}"
+    );
+    let r = pool
+        .call
+        .by_name::<String, i64>("add", &"not a pair".to_string())
+        .wait();
+    assert!(
+        matches!(r, Err(CallError::Payload(PayloadError::Decode(_)))),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -172,7 +190,10 @@ fn oversized_arguments_and_results_are_payload_errors() {
     let too_big = vec![0u8; 1 << 20];
     assert!(matches!(
         pool.call.echo_bytes(too_big).wait(),
-        Err(CallError::Payload(PayloadError::TooLarge { max: 1048576, .. }))
+        Err(CallError::Payload(PayloadError::TooLarge {
+            max: 1048576,
+            ..
+        }))
     ));
     assert!(matches!(
         pool.call.make_bytes(2 << 20).wait(),
@@ -203,7 +224,10 @@ fn six_threads_call_concurrently() {
             let pool = &pool;
             s.spawn(move || {
                 for i in 0..5_000 {
-                    assert_eq!(pool.call.add((t * 1_000_000, i)).wait().unwrap(), t * 1_000_000 + i);
+                    assert_eq!(
+                        pool.call.add((t * 1_000_000, i)).wait().unwrap(),
+                        t * 1_000_000 + i
+                    );
                 }
             });
         }
@@ -213,12 +237,17 @@ fn six_threads_call_concurrently() {
 #[test]
 fn calls_work_under_tokio() {
     let pool = std::sync::Arc::new(pool(2));
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
     let total = rt.block_on(async {
         let mut handles = Vec::new();
         for i in 0..50i64 {
             let pool = pool.clone();
-            handles.push(tokio::spawn(async move { pool.call.add((i, i)).await.unwrap() }));
+            handles.push(tokio::spawn(
+                async move { pool.call.add((i, i)).await.unwrap() },
+            ));
         }
         let mut total = 0;
         for h in handles {

@@ -50,7 +50,10 @@ pub(crate) fn read(item: &ItemFn) -> syn::Result<Signature> {
     let arg = match args.next() {
         None => None,
         Some(FnArg::Receiver(r)) => {
-            return Err(syn::Error::new_spanned(r, "a #[knit::task] is a free function, not a method"));
+            return Err(syn::Error::new_spanned(
+                r,
+                "a #[knit::task] is a free function, not a method",
+            ));
         }
         Some(FnArg::Typed(t)) => Some((*t.ty).clone()),
     };

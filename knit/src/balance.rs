@@ -118,7 +118,10 @@ impl Router {
         };
         let random_lane = || {
             let start = (random() % count as u64) as usize;
-            (0..count).map(|k| (start + k) % count).find(|&i| eligible(i)).unwrap_or(0)
+            (0..count)
+                .map(|k| (start + k) % count)
+                .find(|&i| eligible(i))
+                .unwrap_or(0)
         };
         let first_idle = || (0..count).find(|&i| eligible(i) && load(i) == 0);
         match balancer {

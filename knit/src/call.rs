@@ -52,7 +52,11 @@ impl<T: DeserializeOwned> Call<T> {
 
     pub(crate) fn in_flight(slot: Arc<CallSlot>, shared: Arc<Shared>, inline: bool) -> Self {
         Call {
-            state: State::InFlight { slot, shared, inline },
+            state: State::InFlight {
+                slot,
+                shared,
+                inline,
+            },
             _result: PhantomData,
         }
     }
@@ -62,7 +66,11 @@ impl<T: DeserializeOwned> Call<T> {
     pub fn wait(mut self) -> Result<T, CallError> {
         match &mut self.state {
             State::Refused(e) => Err(e.take().expect("a refused call is waited on once")),
-            State::InFlight { slot, shared, inline } => {
+            State::InFlight {
+                slot,
+                shared,
+                inline,
+            } => {
                 if *inline {
                     shared.run_inline_until(slot);
                 }
@@ -96,7 +104,11 @@ impl<T: DeserializeOwned> Future for Call<T> {
         let this = self.get_mut();
         match &mut this.state {
             State::Refused(e) => Poll::Ready(Err(e.take().expect("Call polled after completion"))),
-            State::InFlight { slot, shared, inline } => {
+            State::InFlight {
+                slot,
+                shared,
+                inline,
+            } => {
                 if *inline {
                     shared.run_inline_until(slot);
                 }

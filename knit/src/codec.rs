@@ -33,13 +33,19 @@ pub(crate) fn encode_into<T: Serialize>(value: &T, dst: &mut [u8]) -> Result<(),
     <SerdeCompat<T> as wincode::config::Serialize<_>>::serialize_into(&mut w, value, config())
         .map_err(|e| PayloadError::Encode(e.to_string()))?;
     if !w.is_empty() {
-        return Err(PayloadError::Encode("encoder wrote fewer bytes than it announced".into()));
+        return Err(PayloadError::Encode(
+            "encoder wrote fewer bytes than it announced".into(),
+        ));
     }
     Ok(())
 }
 
 /// Encodes `value` into `out` (replacing its contents), refusing more than `max` bytes.
-pub(crate) fn encode_to_vec<T: Serialize>(value: &T, out: &mut Vec<u8>, max: usize) -> Result<(), PayloadError> {
+pub(crate) fn encode_to_vec<T: Serialize>(
+    value: &T,
+    out: &mut Vec<u8>,
+    max: usize,
+) -> Result<(), PayloadError> {
     let len = encoded_len(value)?;
     if len > max {
         return Err(PayloadError::TooLarge { len, max });
@@ -54,7 +60,10 @@ pub(crate) fn decode<T: DeserializeOwned>(src: &[u8]) -> Result<T, PayloadError>
     decode_with(src, config())
 }
 
-fn decode_with<T: DeserializeOwned, C: wincode::config::Config>(src: &[u8], _config: C) -> Result<T, PayloadError> {
+fn decode_with<T: DeserializeOwned, C: wincode::config::Config>(
+    src: &[u8],
+    _config: C,
+) -> Result<T, PayloadError> {
     let mut r: &[u8] = src;
     let value = <SerdeCompat<T> as wincode::SchemaRead<'_, C>>::get(&mut r)
         .map_err(|e| PayloadError::Decode(e.to_string()))?;
@@ -75,7 +84,10 @@ mod tests {
         assert_eq!(len, 16);
         let mut buf = vec![0u8; len];
         encode_into(&value, &mut buf).unwrap();
-        assert_eq!(buf, [1, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255]);
+        assert_eq!(
+            buf,
+            [1, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255]
+        );
         assert_eq!(decode::<(i64, i64)>(&buf).unwrap(), value);
     }
 
@@ -84,14 +96,20 @@ mod tests {
         let mut buf = vec![0u8; 9];
         encode_into(&7u64, &mut buf[..8]).unwrap();
         assert!(matches!(decode::<u64>(&buf), Err(PayloadError::Decode(_))));
-        assert!(matches!(decode::<u64>(&buf[..4]), Err(PayloadError::Decode(_))));
+        assert!(matches!(
+            decode::<u64>(&buf[..4]),
+            Err(PayloadError::Decode(_))
+        ));
     }
 
     #[test]
     fn a_hostile_length_prefix_does_not_allocate() {
         let mut buf = (u64::MAX / 2).to_le_bytes().to_vec();
         buf.extend_from_slice(b"abc");
-        assert!(matches!(decode::<Vec<u8>>(&buf), Err(PayloadError::Decode(_))));
+        assert!(matches!(
+            decode::<Vec<u8>>(&buf),
+            Err(PayloadError::Decode(_))
+        ));
     }
 
     #[test]

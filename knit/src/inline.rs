@@ -46,7 +46,9 @@ impl InlineLane {
     pub(crate) fn run_some(&self, max: usize, max_payload: usize) -> usize {
         let mut ran = 0;
         while ran < max {
-            let Some(job) = self.lock().pop_front() else { break };
+            let Some(job) = self.lock().pop_front() else {
+                break;
+            };
             let outcome = run_task(job.entry, &job.input, max_payload);
             self.completed.fetch_add(1, Ordering::Release);
             job.slot.settle(outcome);

@@ -39,7 +39,9 @@ impl ThreadLane {
 
     pub(crate) fn in_flight(&self) -> usize {
         let completed = self.completed.load(Ordering::Acquire);
-        self.submitted.load(Ordering::Relaxed).saturating_sub(completed) as usize
+        self.submitted
+            .load(Ordering::Relaxed)
+            .saturating_sub(completed) as usize
     }
 
     pub(crate) fn completed(&self) -> u64 {

@@ -30,6 +30,7 @@
 
 extern crate self as knit;
 
+mod affinity;
 mod balance;
 mod block_on;
 mod call;
@@ -77,7 +78,11 @@ pub mod __private {
     }
 
     /// Encodes a task's result (at most `max` bytes).
-    pub fn encode_output<T: Serialize>(value: &T, out: &mut Vec<u8>, max: usize) -> Result<(), TaskFailure> {
+    pub fn encode_output<T: Serialize>(
+        value: &T,
+        out: &mut Vec<u8>,
+        max: usize,
+    ) -> Result<(), TaskFailure> {
         crate::codec::encode_to_vec(value, out, max).map_err(TaskFailure::from)
     }
 }

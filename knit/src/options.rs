@@ -84,7 +84,9 @@ fn default_threads() -> usize {
 impl Default for PoolOptions {
     fn default() -> Self {
         let threads = default_threads();
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         PoolOptions {
             threads,
             pin: cores > threads,

@@ -73,10 +73,14 @@ pub struct Pool {
 /// ```
 pub fn create_pool(options: PoolOptions) -> Result<Pool, PoolError> {
     if options.threads == 0 {
-        return Err(PoolError::InvalidOptions("threads must be at least 1".into()));
+        return Err(PoolError::InvalidOptions(
+            "threads must be at least 1".into(),
+        ));
     }
     if options.max_payload_bytes == 0 || options.max_payload_bytes > u32::MAX as usize {
-        return Err(PoolError::InvalidOptions("max_payload_bytes must be in 1..=4 GiB".into()));
+        return Err(PoolError::InvalidOptions(
+            "max_payload_bytes must be in 1..=4 GiB".into(),
+        ));
     }
     let registry = Arc::new(Registry::collect(&crate::registry_slice::TASKS)?);
     let lane_config = LaneConfig {
@@ -87,7 +91,7 @@ pub fn create_pool(options: PoolOptions) -> Result<Pool, PoolError> {
         spin: options.worker_spin,
         ..LaneConfig::default()
     };
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let cores = crate::affinity::all_cores();
     let mut lanes = Vec::with_capacity(options.threads);
     let mut workers = Vec::with_capacity(options.threads);
     for i in 0..options.threads {
@@ -176,7 +180,9 @@ impl Shared {
             return self.route(0);
         }
         let inline_ok = match &self.inline {
-            Some(inline) => entry.inline_safe && self.total_in_flight() >= inline.dispatch_threshold,
+            Some(inline) => {
+                entry.inline_safe && self.total_in_flight() >= inline.dispatch_threshold
+            }
             None => false,
         };
         let is_inline = |i: usize| self.inline.is_some() && i == self.inline_index;
@@ -207,7 +213,11 @@ impl Caller {
     /// Sends a call of `entry` with `arg`; what `#[task]` methods call.
     #[doc(hidden)]
     #[inline]
-    pub fn __invoke<A: Serialize, R: DeserializeOwned>(&self, entry: &'static TaskEntry, arg: &A) -> Call<R> {
+    pub fn __invoke<A: Serialize, R: DeserializeOwned>(
+        &self,
+        entry: &'static TaskEntry,
+        arg: &A,
+    ) -> Call<R> {
         match self.send(entry, arg) {
             Ok((slot, inline)) => Call::in_flight(slot, self.shared.clone(), inline),
             Err(e) => Call::refused(e),
@@ -236,7 +246,11 @@ impl Caller {
         }
     }
 
-    fn send<A: Serialize>(&self, entry: &'static TaskEntry, arg: &A) -> Result<(Arc<CallSlot>, bool), CallError> {
+    fn send<A: Serialize>(
+        &self,
+        entry: &'static TaskEntry,
+        arg: &A,
+    ) -> Result<(Arc<CallSlot>, bool), CallError> {
         let shared = &*self.shared;
         if shared.closed.load(Ordering::Acquire) {
             return Err(CallError::Closed);
@@ -290,7 +304,9 @@ impl Caller {
                         // by `into_raw` above was not handed over: reclaim it.
                         drop(unsafe { Arc::from_raw(ticket) });
                         Err(match e {
-                            TransportError::TooLarge { len, max } => PayloadError::TooLarge { len, max }.into(),
+                            TransportError::TooLarge { len, max } => {
+                                PayloadError::TooLarge { len, max }.into()
+                            }
                             _ => CallError::Closed,
                         })
                     }

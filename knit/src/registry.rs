@@ -101,7 +101,8 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub(crate) fn collect(entries: &'static [TaskEntry]) -> Result<Registry, PoolError> {
-        let mut by_id: HashMap<u64, &'static TaskEntry, BuildHasherDefault<IdHasher>> = HashMap::default();
+        let mut by_id: HashMap<u64, &'static TaskEntry, BuildHasherDefault<IdHasher>> =
+            HashMap::default();
         for entry in entries {
             if let Some(other) = by_id.insert(entry.id, entry) {
                 if !std::ptr::eq(other, entry) {

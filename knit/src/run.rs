@@ -10,7 +10,9 @@ use crate::slot::Outcome;
 /// goes on.
 pub(crate) fn run_task(entry: &TaskEntry, input: &[u8], max_result: usize) -> Outcome {
     let mut out = Vec::new();
-    match catch_unwind(AssertUnwindSafe(|| (entry.run)(input, &mut out, max_result))) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        (entry.run)(input, &mut out, max_result)
+    })) {
         Ok(Ok(())) => Ok(out),
         Ok(Err(failure)) => Err(failure.0),
         Err(panic) => Err(CallError::Panicked(panic_message(panic.as_ref()))),

@@ -97,7 +97,8 @@ impl CallSlot {
                 Ok(_) | Err(PARKED) => self.state.wait(PARKED, Sharing::Private, None),
                 Err(WAKER) => {
                     // Polled as a future before, now waited on by a thread: sleep instead.
-                    let _ = word.compare_exchange(WAKER, PARKED, Ordering::AcqRel, Ordering::Acquire);
+                    let _ =
+                        word.compare_exchange(WAKER, PARKED, Ordering::AcqRel, Ordering::Acquire);
                 }
                 Err(_) => return,
             }
