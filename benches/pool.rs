@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use knit::{create_pool, PoolOptions};
+use knit_suite::runner::timed;
 use knit_suite::{floors, pin_to, Runner, Scenario};
 
 #[knit::task]
@@ -29,32 +30,29 @@ fn knit_pool(spin: Duration) -> knit::Pool {
 
 fn knit_round_trips(iters: u64, spin: Duration) -> Duration {
     let pool = knit_pool(spin);
-    for i in 0..iters / 10 + 10 {
-        pool.call.noop(i).wait().unwrap();
-    }
-    let start = Instant::now();
-    for i in 0..iters {
+    timed(iters / 10 + 10, iters, |i| {
         assert_eq!(pool.call.noop(i).wait(), Ok(i));
-    }
-    start.elapsed()
+    })
 }
 
 fn knit_batches(calls: u64) -> Duration {
     let pool = knit_pool(PoolOptions::default().worker_spin);
-    let batch = |pool: &knit::Pool| {
+    timed(10, calls / 1000, |_| {
         let calls: Vec<_> = (0..1000).map(|i| pool.call.noop(i)).collect();
         for c in calls {
             c.wait().unwrap();
         }
-    };
-    for _ in 0..10 {
-        batch(&pool);
-    }
-    let start = Instant::now();
-    for _ in 0..calls / 1000 {
-        batch(&pool);
-    }
-    start.elapsed()
+    })
+}
+
+/// Runs `serve` (a channel echo loop) on core 1 and puts the caller on core 0.
+fn echo_worker(serve: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
+    let worker = std::thread::spawn(move || {
+        pin_to(1);
+        serve();
+    });
+    pin_to(0);
+    worker
 }
 
 /// A request/response pool on crossbeam channels: one shared request channel,
@@ -62,29 +60,19 @@ fn knit_batches(calls: u64) -> Duration {
 fn crossbeam_batches(calls: u64) -> Duration {
     let (req_tx, req_rx) = crossbeam_channel::bounded::<u64>(1024);
     let (resp_tx, resp_rx) = crossbeam_channel::bounded::<u64>(1024);
-    let worker = std::thread::spawn(move || {
-        pin_to(1);
+    let worker = echo_worker(move || {
         while let Ok(x) = req_rx.recv() {
             resp_tx.send(std::hint::black_box(x)).unwrap();
         }
     });
-    pin_to(0);
-    let batch = || {
+    let elapsed = timed(10, calls / 1000, |_| {
         for i in 0..1000 {
             req_tx.send(i).unwrap();
         }
         for _ in 0..1000 {
             resp_rx.recv().unwrap();
         }
-    };
-    for _ in 0..10 {
-        batch();
-    }
-    let start = Instant::now();
-    for _ in 0..calls / 1000 {
-        batch();
-    }
-    let elapsed = start.elapsed();
+    });
     drop(req_tx);
     worker.join().unwrap();
     elapsed
@@ -93,19 +81,15 @@ fn crossbeam_batches(calls: u64) -> Duration {
 fn crossbeam_round_trips(iters: u64) -> Duration {
     let (req_tx, req_rx) = crossbeam_channel::bounded::<u64>(1);
     let (resp_tx, resp_rx) = crossbeam_channel::bounded::<u64>(1);
-    let worker = std::thread::spawn(move || {
-        pin_to(1);
+    let worker = echo_worker(move || {
         while let Ok(x) = req_rx.recv() {
             resp_tx.send(x).unwrap();
         }
     });
-    pin_to(0);
-    let start = Instant::now();
-    for i in 0..iters {
+    let elapsed = timed(iters / 10 + 10, iters, |i| {
         req_tx.send(i).unwrap();
         resp_rx.recv().unwrap();
-    }
-    let elapsed = start.elapsed();
+    });
     drop(req_tx);
     worker.join().unwrap();
     elapsed
@@ -114,23 +98,19 @@ fn crossbeam_round_trips(iters: u64) -> Duration {
 fn mpsc_batches(calls: u64) -> Duration {
     let (req_tx, req_rx) = mpsc::sync_channel::<u64>(1024);
     let (resp_tx, resp_rx) = mpsc::sync_channel::<u64>(1024);
-    let worker = std::thread::spawn(move || {
-        pin_to(1);
+    let worker = echo_worker(move || {
         while let Ok(x) = req_rx.recv() {
             resp_tx.send(std::hint::black_box(x)).unwrap();
         }
     });
-    pin_to(0);
-    let start = Instant::now();
-    for _ in 0..calls / 1000 {
+    let elapsed = timed(10, calls / 1000, |_| {
         for i in 0..1000 {
             req_tx.send(i).unwrap();
         }
         for _ in 0..1000 {
             resp_rx.recv().unwrap();
         }
-    }
-    let elapsed = start.elapsed();
+    });
     drop(req_tx);
     worker.join().unwrap();
     elapsed

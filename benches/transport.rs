@@ -9,8 +9,9 @@
 //! * `futex ping-pong`: both sides sleep on a futex every time (the parked floor).
 //! * `lane parked`: a round trip with spin budgets of zero, so both ends park.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use knit_suite::runner::timed;
 use knit_suite::{floors, pin_to, Runner, Scenario};
 use knit_transport::{lane, Envelope, HostEnd, LaneConfig};
 
@@ -57,12 +58,7 @@ fn echo_lane(spin: Duration) -> (HostEnd, std::thread::JoinHandle<()>) {
 
 fn ping_pong(iters: u64, spin: Duration) -> Duration {
     let (mut host, worker) = echo_lane(spin);
-    let warmup = iters / 10 + 10;
-    let mut start = Instant::now();
-    for i in 0..warmup + iters {
-        if i == warmup {
-            start = Instant::now();
-        }
+    let elapsed = timed(iters / 10 + 10, iters, |i| {
         host.requests
             .send(
                 Envelope {
@@ -75,8 +71,7 @@ fn ping_pong(iters: u64, spin: Duration) -> Duration {
             .unwrap();
         let back = host.responses.recv(|f| f.envelope().call_id).unwrap();
         assert_eq!(back, i);
-    }
-    let elapsed = start.elapsed();
+    });
     drop(host);
     worker.join().unwrap();
     elapsed
@@ -86,13 +81,7 @@ fn ping_pong(iters: u64, spin: Duration) -> Duration {
 fn bursts(messages: u64) -> Duration {
     const BURST: u64 = 1000;
     let (mut host, worker) = echo_lane(LaneConfig::default().spin);
-    let rounds = messages / BURST;
-    let warmup = 10;
-    let mut start = Instant::now();
-    for r in 0..warmup + rounds {
-        if r == warmup {
-            start = Instant::now();
-        }
+    let elapsed = timed(10, messages / BURST, |_| {
         let mut batch = host.requests.batch();
         for i in 0..BURST {
             batch
@@ -112,8 +101,7 @@ fn bursts(messages: u64) -> Duration {
             host.responses.wait(None);
             received += host.responses.drain(usize::MAX, |_| ()).unwrap() as u64;
         }
-    }
-    let elapsed = start.elapsed();
+    });
     drop(host);
     worker.join().unwrap();
     elapsed

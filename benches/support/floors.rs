@@ -2,7 +2,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::runner::timed;
 
 use crossbeam_utils::CachePadded;
 use knit_transport::futex::{FutexWord, Sharing};
@@ -31,17 +33,12 @@ pub fn atomic_ping_pong(iters: u64) -> Duration {
         }
     });
     crate::pin_to(0);
-    let mut start = Instant::now();
-    for i in 1..=total {
-        if i == warmup + 1 {
-            start = Instant::now();
-        }
-        ping.store(i, Ordering::Release);
-        while pong.load(Ordering::Acquire) != i {
+    let elapsed = timed(warmup, iters, |i| {
+        ping.store(i + 1, Ordering::Release);
+        while pong.load(Ordering::Acquire) != i + 1 {
             std::hint::spin_loop();
         }
-    }
-    let elapsed = start.elapsed();
+    });
     responder.join().unwrap();
     elapsed
 }
@@ -79,16 +76,12 @@ pub fn futex_ping_pong(iters: u64) -> Duration {
         }
     });
     crate::pin_to(0);
-    let mut start = Instant::now();
-    for i in 1..=total {
-        if i as u64 == warmup + 1 {
-            start = Instant::now();
-        }
+    let elapsed = timed(warmup, iters, |i| {
+        let i = i as u32 + 1;
         pair.ping.atomic().store(i, Ordering::Release);
         pair.ping.wake_one(Sharing::Private);
         wait_for(&pair.pong, i);
-    }
-    let elapsed = start.elapsed();
+    });
     responder.join().unwrap();
     elapsed
 }

@@ -1,6 +1,27 @@
 //! Runs scenarios in interleaved rounds and reports medians, p99s and ratios.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Runs `op` for `warmup` untimed iterations, then `iters` timed ones, and
+/// returns the time of the timed part. `op` gets a counter that runs on across
+/// both phases (`0..warmup + iters`), so protocols keyed by sequence numbers work.
+///
+/// ```
+/// let mut seen = Vec::new();
+/// let t = knit_suite::runner::timed(2, 3, |i| seen.push(i));
+/// assert_eq!(seen, [0, 1, 2, 3, 4]);
+/// assert!(t.as_nanos() > 0 || t.is_zero());
+/// ```
+pub fn timed(warmup: u64, iters: u64, mut op: impl FnMut(u64)) -> Duration {
+    for i in 0..warmup {
+        op(i);
+    }
+    let start = Instant::now();
+    for i in warmup..warmup + iters {
+        op(i);
+    }
+    start.elapsed()
+}
 
 /// One measured thing: `run(iters)` performs `iters` operations and returns the
 /// time they took (setup excluded).

@@ -24,6 +24,21 @@ enum State {
     },
 }
 
+impl State {
+    /// A call in the inline lane is run by whoever waits for it: run the lane's
+    /// queue up to and including this call before waiting or polling.
+    fn run_own_inline(&self) {
+        if let State::InFlight {
+            slot,
+            shared,
+            inline: true,
+        } = self
+        {
+            shared.run_inline_until(slot);
+        }
+    }
+}
+
 /// A call in flight. `.wait()` blocks for the result; `.await` gets it without
 /// blocking (it is a plain `Future`, usable under any executor). Dropping a
 /// `Call` does not cancel it; its result is freed when the task finishes.
@@ -64,18 +79,11 @@ impl<T: DeserializeOwned> Call<T> {
     /// Blocks until the call settles: spins briefly, then sleeps. While waiting,
     /// the thread runs queued inline-lane calls, if the pool has an inline lane.
     pub fn wait(mut self) -> Result<T, CallError> {
+        self.state.run_own_inline();
         match &mut self.state {
             State::Refused(e) => Err(e.take().expect("a refused call is waited on once")),
-            State::InFlight {
-                slot,
-                shared,
-                inline,
-            } => {
-                if *inline {
-                    shared.run_inline_until(slot);
-                }
-                let spin = shared.caller_spin;
-                slot.wait(spin, || shared.help_inline());
+            State::InFlight { slot, shared, .. } => {
+                slot.wait(shared.caller_spin, || shared.help_inline());
                 decode(slot.take())
             }
         }
@@ -102,16 +110,10 @@ impl<T: DeserializeOwned> Future for Call<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        this.state.run_own_inline();
         match &mut this.state {
             State::Refused(e) => Poll::Ready(Err(e.take().expect("Call polled after completion"))),
-            State::InFlight {
-                slot,
-                shared,
-                inline,
-            } => {
-                if *inline {
-                    shared.run_inline_until(slot);
-                }
+            State::InFlight { slot, .. } => {
                 if slot.is_done() || !slot.register(cx.waker()) {
                     return Poll::Ready(decode(slot.take()));
                 }

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
-use knit_transport::{Frame, TransportError, WaitOutcome, WorkerEnd};
+use knit_transport::{Frame, TransportError, WorkerEnd};
 
 use crate::error::{CallError, PayloadError};
 use crate::registry::Registry;
@@ -27,10 +27,10 @@ pub(crate) struct WorkerContext {
 pub(crate) fn worker_loop(mut end: WorkerEnd, cx: WorkerContext) {
     loop {
         match end.requests.drain(DRAIN_BATCH, |frame| handle(&cx, frame)) {
+            // Nothing waiting: sleep until there is, or until the lane closes
+            // (the next drain then reports `Closed` once the ring is empty).
             Ok(0) => {
-                if end.requests.wait(None) == WaitOutcome::Closed && !end.requests.has_pending() {
-                    return;
-                }
+                end.requests.wait(None);
             }
             Ok(_) => {}
             Err(TransportError::Closed) => return,
