@@ -20,13 +20,18 @@ pub(crate) fn expand(item: ItemFn, options: TaskOptions) -> syn::Result<TokenStr
     let output = &sig.output;
     let arg_ty = sig.arg.clone().unwrap_or_else(|| syn::parse_quote!(()));
 
-    let call_expr = if sig.arg.is_some() {
-        quote!(#name(__knit_arg))
+    let cx_arg = if sig.takes_cx {
+        quote!(_knit_cx)
     } else {
-        quote!({
+        quote!()
+    };
+    let call_expr = match (sig.arg.is_some(), sig.takes_cx) {
+        (true, true) => quote!(#name(__knit_arg, _knit_cx)),
+        (true, false) => quote!(#name(__knit_arg)),
+        (false, _) => quote!({
             let () = __knit_arg;
-            #name()
-        })
+            #name(#cx_arg)
+        }),
     };
     let call_expr = if sig.is_async {
         quote!(::knit::__private::block_on(#call_expr))
@@ -52,6 +57,7 @@ pub(crate) fn expand(item: ItemFn, options: TaskOptions) -> syn::Result<TokenStr
         (quote!(), quote!(&()))
     };
     let inline_safe = !options.no_inline;
+    let timeout_ms = options.timeout_ms.unwrap_or(0);
     let doc = format!("Calls the `{name}` task on a knit pool: `pool.call.{name}(..)`.");
 
     Ok(quote! {
@@ -76,6 +82,7 @@ pub(crate) fn expand(item: ItemFn, options: TaskOptions) -> syn::Result<TokenStr
             __knit_input: &[u8],
             __knit_out: &mut ::std::vec::Vec<u8>,
             __knit_max: usize,
+            _knit_cx: &::knit::TaskCx<'_>,
         ) -> ::core::result::Result<(), ::knit::__private::TaskFailure> {
             let __knit_arg: #arg_ty = ::knit::__private::decode_input(__knit_input)?;
             #finish
@@ -90,6 +97,7 @@ pub(crate) fn expand(item: ItemFn, options: TaskOptions) -> syn::Result<TokenStr
             id: ::knit::__private::task_id(::core::module_path!(), ::core::stringify!(#name)),
             run: #runner,
             inline_safe: #inline_safe,
+            timeout_ms: #timeout_ms,
         };
     })
 }

@@ -9,6 +9,8 @@ use syn::{FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type};
 pub(crate) struct TaskOptions {
     /// `no_inline`: never run this task on the caller's thread.
     pub no_inline: bool,
+    /// `timeout_ms = N`: the default budget of every call of this task.
+    pub timeout_ms: Option<u64>,
 }
 
 impl TaskOptions {
@@ -18,8 +20,16 @@ impl TaskOptions {
             if meta.path.is_ident("no_inline") {
                 options.no_inline = true;
                 Ok(())
+            } else if meta.path.is_ident("timeout_ms") {
+                let value: syn::LitInt = meta.value()?.parse()?;
+                let ms: u64 = value.base10_parse()?;
+                if ms == 0 {
+                    return Err(meta.error("timeout_ms must be at least 1"));
+                }
+                options.timeout_ms = Some(ms);
+                Ok(())
             } else {
-                Err(meta.error("unknown #[task] option (expected `no_inline`)"))
+                Err(meta.error("unknown #[task] option (expected `no_inline` or `timeout_ms = N`)"))
             }
         });
         parser.parse2(attr)?;
@@ -36,6 +46,8 @@ pub(crate) struct Signature {
     /// Whether the function returns `Result<_, E>` (its `Err` becomes `CallError::Task`).
     pub fallible: bool,
     pub is_async: bool,
+    /// Whether the function takes `cx: &TaskCx` as its last parameter.
+    pub takes_cx: bool,
 }
 
 pub(crate) fn read(item: &ItemFn) -> syn::Result<Signature> {
@@ -46,7 +58,9 @@ pub(crate) fn read(item: &ItemFn) -> syn::Result<Signature> {
             "a #[knit::task] cannot be generic: its types must be known to register it",
         ));
     }
-    let mut args = sig.inputs.iter();
+    let takes_cx = sig.inputs.last().is_some_and(is_task_cx);
+    let data_args = sig.inputs.len() - takes_cx as usize;
+    let mut args = sig.inputs.iter().take(data_args);
     let arg = match args.next() {
         None => None,
         Some(FnArg::Receiver(r)) => {
@@ -60,7 +74,8 @@ pub(crate) fn read(item: &ItemFn) -> syn::Result<Signature> {
     if let Some(extra) = args.next() {
         return Err(syn::Error::new_spanned(
             extra,
-            "a #[knit::task] takes zero or one argument; pass a tuple or a struct for more",
+            "a #[knit::task] takes zero or one argument (then optionally `cx: &knit::TaskCx`); \
+             pass a tuple or a struct for more",
         ));
     }
     let (output, fallible) = match &sig.output {
@@ -75,7 +90,21 @@ pub(crate) fn read(item: &ItemFn) -> syn::Result<Signature> {
         output,
         fallible,
         is_async: sig.asyncness.is_some(),
+        takes_cx,
     })
+}
+
+/// Whether a parameter is written `&TaskCx` (any path ending in `TaskCx`, any
+/// lifetime): the macro sees syntax, not resolved types.
+fn is_task_cx(arg: &FnArg) -> bool {
+    let FnArg::Typed(t) = arg else { return false };
+    let Type::Reference(r) = &*t.ty else {
+        return false;
+    };
+    if r.mutability.is_some() {
+        return false;
+    }
+    matches!(&*r.elem, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "TaskCx"))
 }
 
 /// `T` if `ty` is written `Result<T, E>` (or a `Result<T>` alias), by its last

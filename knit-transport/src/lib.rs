@@ -41,6 +41,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(not(loom))]
+mod bitmap;
 mod config;
 mod consumer;
 mod error;
@@ -53,6 +55,8 @@ mod region;
 mod sync;
 mod wait;
 
+#[cfg(not(loom))]
+pub use bitmap::FlagBitmap;
 pub use config::LaneConfig;
 pub use consumer::{Consumer, Frame};
 pub use error::TransportError;

@@ -1,47 +1,49 @@
-//! `Call<T>`: a call in flight, to wait on or to await.
+//! `Call<T>`: a call in flight, to wait on, await, abort, cancel or time out.
 
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
 use crate::codec;
 use crate::error::CallError;
 use crate::pool::Shared;
-use crate::slot::{CallSlot, Outcome};
+use crate::table::{Outcome, Ticket};
 
 enum State {
     /// Refused before it was sent (closed pool, payload too large, ...).
     Refused(Option<CallError>),
     InFlight {
-        slot: Arc<CallSlot>,
+        ticket: Ticket,
         shared: Arc<Shared>,
         /// Whether the call sits in the inline lane (run by whoever waits for it).
         inline: bool,
     },
+    /// The outcome was handed out.
+    Taken,
 }
 
-impl State {
-    /// A call in the inline lane is run by whoever waits for it: run the lane's
-    /// queue up to and including this call before waiting or polling.
-    fn run_own_inline(&self) {
-        if let State::InFlight {
-            slot,
-            shared,
-            inline: true,
-        } = self
-        {
-            shared.run_inline_until(slot);
-        }
-    }
+/// What [`Call::cancel`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// The call was still queued: it is settled with `CallError::Aborted` and
+    /// will never run.
+    BeforeRun,
+    /// The call was running: it is settled with `CallError::Aborted`, the task
+    /// sees `has_aborted()`, and its late result is dropped.
+    WhileRunning,
+    /// The call had already settled (or was refused); nothing changed.
+    TooLate,
 }
 
 /// A call in flight. `.wait()` blocks for the result; `.await` gets it without
 /// blocking (it is a plain `Future`, usable under any executor). Dropping a
-/// `Call` does not cancel it; its result is freed when the task finishes.
+/// `Call` does not cancel it (use [`Call::cancel`]); its result is freed when
+/// the task finishes.
 ///
 /// ```
 /// #[knit::task]
@@ -54,6 +56,8 @@ impl State {
 #[must_use = "a Call does nothing visible unless waited on or awaited"]
 pub struct Call<T> {
     state: State,
+    /// What a timed-out call resolves to (`timeout_or`).
+    fallback: Option<T>,
     _result: PhantomData<fn() -> T>,
 }
 
@@ -61,17 +65,19 @@ impl<T: DeserializeOwned> Call<T> {
     pub(crate) fn refused(error: CallError) -> Self {
         Call {
             state: State::Refused(Some(error)),
+            fallback: None,
             _result: PhantomData,
         }
     }
 
-    pub(crate) fn in_flight(slot: Arc<CallSlot>, shared: Arc<Shared>, inline: bool) -> Self {
+    pub(crate) fn in_flight(ticket: Ticket, shared: Arc<Shared>, inline: bool) -> Self {
         Call {
             state: State::InFlight {
-                slot,
+                ticket,
                 shared,
                 inline,
             },
+            fallback: None,
             _result: PhantomData,
         }
     }
@@ -79,46 +85,212 @@ impl<T: DeserializeOwned> Call<T> {
     /// Blocks until the call settles: spins briefly, then sleeps. While waiting,
     /// the thread runs queued inline-lane calls, if the pool has an inline lane.
     pub fn wait(mut self) -> Result<T, CallError> {
-        self.state.run_own_inline();
-        match &mut self.state {
-            State::Refused(e) => Err(e.take().expect("a refused call is waited on once")),
-            State::InFlight { slot, shared, .. } => {
-                slot.wait(shared.caller_spin, || shared.help_inline());
-                decode(slot.take())
+        self.run_own_inline();
+        if let State::InFlight { ticket, shared, .. } = &self.state {
+            shared
+                .table
+                .wait(*ticket, shared.caller_spin, None, || shared.help_inline());
+        }
+        self.take_outcome()
+    }
+
+    /// Like [`Call::wait`], but gives up after `limit`, handing the call back
+    /// (still in flight) if it has not settled by then.
+    ///
+    /// ```
+    /// #[knit::task]
+    /// fn nap(ms: u64) -> u64 { std::thread::sleep(std::time::Duration::from_millis(ms)); ms }
+    ///
+    /// let pool = knit::create_pool(knit::PoolOptions { threads: 1, ..Default::default() }).unwrap();
+    /// let call = pool.call.nap(200);
+    /// let call = call.wait_for(std::time::Duration::from_millis(1)).unwrap_err(); // not yet
+    /// assert_eq!(call.wait(), Ok(200));
+    /// ```
+    pub fn wait_for(mut self, limit: Duration) -> Result<Result<T, CallError>, Self> {
+        self.run_own_inline();
+        if let State::InFlight { ticket, shared, .. } = &self.state {
+            let until = Instant::now() + limit;
+            let settled = shared
+                .table
+                .wait(*ticket, shared.caller_spin, Some(until), || {
+                    shared.help_inline()
+                });
+            if !settled {
+                return Err(self);
             }
         }
+        Ok(self.take_outcome())
     }
 
     /// Whether the result is already there (`wait` would not block).
     pub fn is_ready(&self) -> bool {
         match &self.state {
-            State::Refused(_) => true,
-            State::InFlight { slot, .. } => slot.is_done(),
+            State::InFlight { ticket, shared, .. } => shared.table.is_done(*ticket),
+            _ => true,
+        }
+    }
+
+    /// Signals the task to stop: it sees `TaskCx::has_aborted()`. The call still
+    /// settles with whatever the task returns (typically its own error).
+    ///
+    /// ```
+    /// #[knit::task]
+    /// fn spin_until_aborted(_: (), cx: &knit::TaskCx) -> Result<(), String> {
+    ///     while !cx.has_aborted() { std::hint::spin_loop(); }
+    ///     Err("aborted".into())
+    /// }
+    ///
+    /// let pool = knit::create_pool(knit::PoolOptions { threads: 1, ..Default::default() }).unwrap();
+    /// let call = pool.call.spin_until_aborted(());
+    /// call.abort();
+    /// assert_eq!(call.wait(), Err(knit::CallError::Task("aborted".into())));
+    /// ```
+    pub fn abort(&self) {
+        if let State::InFlight { ticket, shared, .. } = &self.state {
+            shared.table.abort(*ticket);
+        }
+    }
+
+    /// Settles the call now with `CallError::Aborted` (unless it already
+    /// settled) and signals the task. A call cancelled while queued never runs.
+    ///
+    /// ```
+    /// use knit::Cancelled;
+    ///
+    /// #[knit::task]
+    /// fn slow(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
+    ///
+    /// let pool = knit::create_pool(knit::PoolOptions { threads: 1, ..Default::default() }).unwrap();
+    /// let first = pool.call.slow(100);
+    /// let second = pool.call.slow(100); // queued behind `first`
+    /// assert_eq!(second.cancel(), Cancelled::BeforeRun);
+    /// assert_eq!(second.wait(), Err(knit::CallError::Aborted));
+    /// assert_eq!(first.wait(), Ok(()));
+    /// ```
+    pub fn cancel(&self) -> Cancelled {
+        match &self.state {
+            State::InFlight { ticket, shared, .. } => {
+                match shared.table.settle_early(*ticket, CallError::Aborted, true) {
+                    Some(was_running) if was_running => Cancelled::WhileRunning,
+                    Some(_) => Cancelled::BeforeRun,
+                    None => Cancelled::TooLate,
+                }
+            }
+            _ => Cancelled::TooLate,
+        }
+    }
+
+    /// Gives the call a budget of `budget` from now (which is when it was made,
+    /// when chained onto the call): once it runs out, the call settles with
+    /// `CallError::Timeout`, the task sees `has_aborted()`, and its late result is
+    /// dropped. Time spent queued counts. Overrides a `#[task(timeout_ms)]` default.
+    ///
+    /// ```
+    /// #[knit::task]
+    /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
+    ///
+    /// let pool = knit::create_pool(knit::PoolOptions { threads: 1, ..Default::default() }).unwrap();
+    /// let r = pool.call.nap(500).timeout(std::time::Duration::from_millis(5)).wait();
+    /// assert_eq!(r, Err(knit::CallError::Timeout));
+    /// ```
+    pub fn timeout(self, budget: Duration) -> Self {
+        if let State::InFlight { ticket, shared, .. } = &self.state {
+            shared.arm_deadline(*ticket, Instant::now() + budget);
+        }
+        self
+    }
+
+    /// Like [`Call::timeout`], but a timed-out call resolves to `Ok(fallback)`.
+    ///
+    /// ```
+    /// #[knit::task]
+    /// fn nap(ms: u64) -> u64 { std::thread::sleep(std::time::Duration::from_millis(ms)); ms }
+    ///
+    /// let pool = knit::create_pool(knit::PoolOptions { threads: 1, ..Default::default() }).unwrap();
+    /// let r = pool.call.nap(500).timeout_or(std::time::Duration::from_millis(5), 0).wait();
+    /// assert_eq!(r, Ok(0));
+    /// ```
+    pub fn timeout_or(mut self, budget: Duration, fallback: T) -> Self {
+        self.fallback = Some(fallback);
+        self.timeout(budget)
+    }
+
+    /// This call's id (unique among calls in flight on its pool), if it was sent.
+    pub fn id(&self) -> Option<u64> {
+        match &self.state {
+            State::InFlight { ticket, .. } => Some(ticket.call_id()),
+            _ => None,
+        }
+    }
+
+    /// A call in the inline lane is run by whoever waits for it: run the lane's
+    /// queue up to and including this call before waiting or polling.
+    fn run_own_inline(&self) {
+        if let State::InFlight {
+            ticket,
+            shared,
+            inline: true,
+        } = &self.state
+        {
+            shared.run_inline_until(*ticket);
+        }
+    }
+
+    /// Hands out the outcome of a settled (or refused) call and frees its slot.
+    fn take_outcome(&mut self) -> Result<T, CallError> {
+        let outcome = match std::mem::replace(&mut self.state, State::Taken) {
+            State::Refused(e) => Err(e.expect("a refused call is taken once")),
+            State::InFlight { ticket, shared, .. } => {
+                let value = decode(shared.table.take(ticket));
+                shared.finish_call(ticket);
+                value
+            }
+            State::Taken => panic!("Call polled after it completed"),
+        };
+        match (outcome, self.fallback.take()) {
+            (Err(CallError::Timeout), Some(fallback)) => Ok(fallback),
+            (outcome, _) => outcome,
         }
     }
 }
 
-fn decode<T: DeserializeOwned>(outcome: Option<Outcome>) -> Result<T, CallError> {
-    match outcome.expect("a settled call holds its outcome until taken") {
-        Ok(bytes) => codec::decode(&bytes).map_err(CallError::Payload),
-        Err(e) => Err(e),
-    }
+fn decode<T: DeserializeOwned>(outcome: Outcome) -> Result<T, CallError> {
+    let bytes = match &outcome {
+        Outcome::Small { len, bytes } => &bytes[..*len as usize],
+        Outcome::Bytes(bytes) => bytes,
+        Outcome::Failed(_) => {
+            let Outcome::Failed(e) = outcome else {
+                unreachable!()
+            };
+            return Err(e);
+        }
+    };
+    codec::decode(bytes).map_err(CallError::Payload)
 }
+
+// `Call` never pins its fields (it only moves them out), so it is `Unpin`
+// whatever `T` is.
+impl<T> Unpin for Call<T> {}
 
 impl<T: DeserializeOwned> Future for Call<T> {
     type Output = Result<T, CallError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        this.state.run_own_inline();
-        match &mut this.state {
-            State::Refused(e) => Poll::Ready(Err(e.take().expect("Call polled after completion"))),
-            State::InFlight { slot, .. } => {
-                if slot.is_done() || !slot.register(cx.waker()) {
-                    return Poll::Ready(decode(slot.take()));
-                }
-                Poll::Pending
+        this.run_own_inline();
+        if let State::InFlight { ticket, shared, .. } = &this.state {
+            if !shared.table.is_done(*ticket) && shared.table.register(*ticket, cx.waker()) {
+                return Poll::Pending;
             }
+        }
+        Poll::Ready(this.take_outcome())
+    }
+}
+
+impl<T> Drop for Call<T> {
+    fn drop(&mut self) {
+        if let State::InFlight { ticket, shared, .. } = &self.state {
+            shared.table.release(*ticket);
         }
     }
 }
@@ -127,8 +299,9 @@ impl<T> std::fmt::Debug for Call<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &self.state {
             State::Refused(_) => "refused",
-            State::InFlight { slot, .. } if slot.is_done() => "settled",
+            State::InFlight { ticket, shared, .. } if shared.table.is_done(*ticket) => "settled",
             State::InFlight { .. } => "in flight",
+            State::Taken => "taken",
         };
         f.debug_struct("Call").field("state", &state).finish()
     }

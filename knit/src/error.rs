@@ -45,9 +45,32 @@ pub enum CallError {
     /// No task with this name or id is registered in this binary.
     #[error("unknown task: {0}")]
     UnknownTask(String),
-    /// The pool was shut down before the call could be accepted.
+    /// The pool was shut down before the call could be accepted, or (with
+    /// `Pool::shutdown_now`) before it ran.
     #[error("the pool is closed")]
     Closed,
+    /// The caller cancelled the call (`Call::cancel`). A call cancelled while
+    /// still queued never runs.
+    #[error("the call was cancelled")]
+    Aborted,
+    /// The call's budget ran out (counted from when it was made). The task was
+    /// signalled to abort and its late result is dropped.
+    #[error("the call timed out")]
+    Timeout,
+    /// `max_queue` calls were already in flight and the policy is `Reject`.
+    #[error("the pool's queue is full")]
+    QueueFull,
+    /// Every slot of the pool's call table (`max_in_flight`, which is also the
+    /// capacity of the abort flags) holds a call.
+    #[error("too many calls in flight (the limit is {limit})")]
+    TooManyInFlight {
+        /// The pool's `max_in_flight`.
+        limit: usize,
+    },
+    /// The worker running the call died (or was declared stuck); the call's
+    /// outcome is lost. Calls still queued on that lane moved to other lanes.
+    #[error("the worker running the call was lost")]
+    WorkerLost,
 }
 
 /// Why a pool could not be created.

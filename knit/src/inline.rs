@@ -2,14 +2,15 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
+use crate::cx::TaskCx;
 use crate::registry::TaskEntry;
 use crate::run::run_task;
-use crate::slot::CallSlot;
+use crate::table::{CallTable, Ticket};
 
 pub(crate) struct InlineJob {
-    pub slot: Arc<CallSlot>,
+    pub ticket: Ticket,
     pub entry: &'static TaskEntry,
     pub input: Vec<u8>,
 }
@@ -20,16 +21,19 @@ pub(crate) struct InlineLane {
     pub completed: AtomicU64,
     pub batch_size: usize,
     pub dispatch_threshold: usize,
+    /// This lane's index in the balancer's numbering.
+    pub index: usize,
 }
 
 impl InlineLane {
-    pub(crate) fn new(batch_size: usize, dispatch_threshold: usize) -> Self {
+    pub(crate) fn new(batch_size: usize, dispatch_threshold: usize, index: usize) -> Self {
         InlineLane {
             queue: Mutex::new(VecDeque::new()),
             submitted: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             batch_size: batch_size.max(1),
             dispatch_threshold,
+            index,
         }
     }
 
@@ -42,16 +46,22 @@ impl InlineLane {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs up to `max` queued jobs on this thread; returns how many ran.
-    pub(crate) fn run_some(&self, max: usize, max_payload: usize) -> usize {
+    /// Runs up to `max` queued jobs on this thread; returns how many it took.
+    pub(crate) fn run_some(&self, max: usize, table: &CallTable, max_payload: usize) -> usize {
         let mut ran = 0;
+        let mut scratch = Vec::new();
         while ran < max {
             let Some(job) = self.lock().pop_front() else {
                 break;
             };
-            let outcome = run_task(job.entry, &job.input, max_payload);
-            self.completed.fetch_add(1, Ordering::Release);
-            job.slot.settle(outcome);
+            if table.claim_run(job.ticket) {
+                let cx = TaskCx::new(table, job.ticket, self.index);
+                let outcome = run_task(job.entry, &job.input, &mut scratch, max_payload, &cx);
+                self.completed.fetch_add(1, Ordering::Release);
+                table.finish(job.ticket, outcome);
+            } else {
+                self.completed.fetch_add(1, Ordering::Release);
+            }
             ran += 1;
         }
         ran

@@ -7,8 +7,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crossbeam_utils::CachePadded;
 use knit_transport::Producer;
 
+use crate::table::SlotCache;
+
+/// What a sender holds while sending on a lane.
+pub(crate) struct LaneSender {
+    pub producer: Producer,
+    /// Free call slots this lane hands out (refilled in bulk from the table).
+    pub slots: SlotCache,
+}
+
 pub(crate) struct ThreadLane {
-    producer: Mutex<Producer>,
+    producer: Mutex<LaneSender>,
     /// Calls sent (written under the producer lock, on the host's side).
     submitted: CachePadded<AtomicU64>,
     /// Calls finished (written by the worker only).
@@ -18,7 +27,10 @@ pub(crate) struct ThreadLane {
 impl ThreadLane {
     pub(crate) fn new(producer: Producer) -> Self {
         ThreadLane {
-            producer: Mutex::new(producer),
+            producer: Mutex::new(LaneSender {
+                producer,
+                slots: SlotCache::new(),
+            }),
             submitted: CachePadded::new(AtomicU64::new(0)),
             completed: Arc::new(CachePadded::new(AtomicU64::new(0))),
         }
@@ -26,7 +38,7 @@ impl ThreadLane {
 
     /// Locks the request ring for sending; the caller must call
     /// [`ThreadLane::count_submitted`] for each message it sends.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Producer> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, LaneSender> {
         self.producer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -49,6 +61,6 @@ impl ThreadLane {
     }
 
     pub(crate) fn close(&self) {
-        self.lock().region().close();
+        self.lock().producer.region().close();
     }
 }

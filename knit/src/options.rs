@@ -72,6 +72,10 @@ pub struct PoolOptions {
     pub max_payload_bytes: usize,
     /// Bytes of each lane's request ring (a power of two; default 64 KiB).
     pub ring_bytes: usize,
+    /// Calls that can be in flight at once: the size of the pool's call table
+    /// and of its abort-flag bitmap (default 65,536). A call made when all are in
+    /// use fails at once with `CallError::TooManyInFlight`.
+    pub max_in_flight: usize,
 }
 
 fn default_threads() -> usize {
@@ -96,6 +100,7 @@ impl Default for PoolOptions {
             caller_spin: Duration::from_micros(50),
             max_payload_bytes: 16 * 1024 * 1024,
             ring_bytes: 64 * 1024,
+            max_in_flight: 1 << 16,
         }
     }
 }
@@ -111,6 +116,7 @@ impl std::fmt::Debug for PoolOptions {
             .field("caller_spin", &self.caller_spin)
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("ring_bytes", &self.ring_bytes)
+            .field("max_in_flight", &self.max_in_flight)
             .finish()
     }
 }

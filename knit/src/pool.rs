@@ -1,9 +1,9 @@
 //! The pool: lanes, workers, routing, shutdown.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use knit_transport::{Envelope, LaneConfig, LaneRegion, TransportError};
 use serde::de::DeserializeOwned;
@@ -12,12 +12,13 @@ use serde::Serialize;
 use crate::balance::{Balancer, Router};
 use crate::call::Call;
 use crate::codec;
+use crate::deadline::Next;
 use crate::error::{CallError, PayloadError, PoolError};
 use crate::inline::{InlineJob, InlineLane};
 use crate::lane::ThreadLane;
 use crate::options::{InlinePosition, PoolOptions};
 use crate::registry::{Registry, TaskEntry};
-use crate::slot::CallSlot;
+use crate::table::{CallTable, Ticket};
 use crate::worker::{worker_loop, WorkerContext, FLAG_ENCODE_FAILED};
 
 /// State shared by the pool, its `Caller` and every `Call`.
@@ -28,6 +29,9 @@ pub(crate) struct Shared {
     /// worker lanes first, with the inline lane inserted here).
     inline_index: usize,
     registry: Arc<Registry>,
+    pub(crate) table: Arc<CallTable>,
+    /// Starts the watchdog thread the first time a call gets a deadline.
+    watchdog: Once,
     router: Router,
     balancer: Balancer,
     closed: AtomicBool,
@@ -82,7 +86,25 @@ pub fn create_pool(options: PoolOptions) -> Result<Pool, PoolError> {
             "max_payload_bytes must be in 1..=4 GiB".into(),
         ));
     }
+    if options.max_in_flight == 0 || options.max_in_flight >= u32::MAX as usize {
+        return Err(PoolError::InvalidOptions(
+            "max_in_flight must be in 1..u32::MAX".into(),
+        ));
+    }
     let registry = Arc::new(Registry::collect(&crate::registry_slice::TASKS)?);
+    let table = Arc::new(CallTable::new(options.max_in_flight)?);
+    let inline_index = match options.inliner.map(|i| i.position) {
+        Some(InlinePosition::First) => 0,
+        _ => options.threads,
+    };
+    // Worker lanes are numbered around the inline lane, as the balancer sees them.
+    let lane_number = |i: usize| {
+        if options.inliner.is_some() && i >= inline_index {
+            i + 1
+        } else {
+            i
+        }
+    };
     let lane_config = LaneConfig {
         ring_bytes: options.ring_bytes,
         inline_max_bytes: (options.ring_bytes / 8).min(8 * 1024),
@@ -101,6 +123,8 @@ pub fn create_pool(options: PoolOptions) -> Result<Pool, PoolError> {
         let lane = ThreadLane::new(host.requests);
         let cx = WorkerContext {
             registry: registry.clone(),
+            table: table.clone(),
+            lane: lane_number(i),
             max_payload: options.max_payload_bytes,
             completed: lane.completed.clone(),
         };
@@ -122,16 +146,14 @@ pub fn create_pool(options: PoolOptions) -> Result<Pool, PoolError> {
     }
     let inline = options
         .inliner
-        .map(|i| InlineLane::new(i.batch_size, i.dispatch_threshold));
-    let inline_index = match options.inliner.map(|i| i.position) {
-        Some(InlinePosition::First) => 0,
-        _ => options.threads,
-    };
+        .map(|i| InlineLane::new(i.batch_size, i.dispatch_threshold, inline_index));
     let shared = Arc::new(Shared {
         lanes,
         inline,
         inline_index,
         registry,
+        table,
+        watchdog: Once::new(),
         router: Router::new(),
         balancer: options.balancer.clone(),
         closed: AtomicBool::new(false),
@@ -193,18 +215,78 @@ impl Shared {
         self.route(index)
     }
 
-    /// Runs inline-lane jobs (in order) until `slot` is settled.
-    pub(crate) fn run_inline_until(&self, slot: &CallSlot) {
+    /// Runs inline-lane jobs (in order) until `ticket` is settled.
+    pub(crate) fn run_inline_until(&self, ticket: Ticket) {
         if let Some(inline) = &self.inline {
-            while !slot.is_done() && inline.run_some(1, self.max_payload) > 0 {}
+            while !self.table.is_done(ticket)
+                && inline.run_some(1, &self.table, self.max_payload) > 0
+            {}
         }
     }
 
     /// Lets a waiting thread run a batch of inline jobs; returns whether it ran any.
     pub(crate) fn help_inline(&self) -> bool {
         match &self.inline {
-            Some(inline) => inline.run_some(inline.batch_size, self.max_payload) > 0,
+            Some(inline) => inline.run_some(inline.batch_size, &self.table, self.max_payload) > 0,
             None => false,
+        }
+    }
+
+    /// Gives a call a deadline, starting the watchdog that enforces it if needed.
+    pub(crate) fn arm_deadline(&self, ticket: Ticket, at: Instant) {
+        self.watchdog.call_once(|| {
+            let table = self.table.clone();
+            // If the thread cannot start, deadlines are not enforced; waiting
+            // still works, so this degrades instead of failing the call.
+            let _ = std::thread::Builder::new()
+                .name("knit-watchdog".into())
+                .spawn(move || watchdog_loop(&table));
+        });
+        self.table.arm(ticket, at);
+    }
+
+    /// Takes a call slot from the shared free list, first returning every
+    /// lane's private cache to it if it is empty (the table is nearly full).
+    fn alloc_anywhere(&self) -> Result<Ticket, CallError> {
+        if let Some(t) = self.table.alloc() {
+            return Ok(t);
+        }
+        for lane in &self.lanes {
+            self.table.return_cache(&mut lane.lock().slots);
+        }
+        self.table.alloc().ok_or(CallError::TooManyInFlight {
+            limit: self.table.capacity(),
+        })
+    }
+
+    /// Arms the task's default budget (`#[task(timeout_ms)]`), if it has one.
+    #[inline]
+    fn arm_default(&self, entry: &TaskEntry, ticket: Ticket) {
+        if entry.timeout_ms > 0 {
+            self.arm_deadline(
+                ticket,
+                Instant::now() + Duration::from_millis(entry.timeout_ms),
+            );
+        }
+    }
+
+    /// The caller is done with a call (took its outcome).
+    pub(crate) fn finish_call(&self, ticket: Ticket) {
+        self.table.release(ticket);
+    }
+}
+
+/// Times out calls as their deadlines pass, until the pool is gone and no
+/// deadline is pending.
+fn watchdog_loop(table: &CallTable) {
+    loop {
+        match table
+            .deadlines
+            .wait_next(|| table.nanos(Instant::now()), None)
+        {
+            Next::Expired(id) => table.expire(id),
+            Next::Woke => {}
+            Next::Stop => return,
         }
     }
 }
@@ -219,7 +301,7 @@ impl Caller {
         arg: &A,
     ) -> Call<R> {
         match self.send(entry, arg) {
-            Ok((slot, inline)) => Call::in_flight(slot, self.shared.clone(), inline),
+            Ok((ticket, inline)) => Call::in_flight(ticket, self.shared.clone(), inline),
             Err(e) => Call::refused(e),
         }
     }
@@ -250,7 +332,7 @@ impl Caller {
         &self,
         entry: &'static TaskEntry,
         arg: &A,
-    ) -> Result<(Arc<CallSlot>, bool), CallError> {
+    ) -> Result<(Ticket, bool), CallError> {
         let shared = &*self.shared;
         if shared.closed.load(Ordering::Acquire) {
             return Err(CallError::Closed);
@@ -263,27 +345,41 @@ impl Caller {
             }
             .into());
         }
-        let slot = Arc::new(CallSlot::new());
-        match shared.pick(entry) {
+        let sent = match shared.pick(entry) {
             Route::Inline(inline) => {
+                let ticket = shared.alloc_anywhere()?;
+                shared.arm_default(entry, ticket);
                 let mut input = vec![0u8; len];
-                codec::encode_into(arg, &mut input)?;
-                inline.push(InlineJob {
-                    slot: slot.clone(),
-                    entry,
-                    input,
-                });
-                Ok((slot, true))
+                match codec::encode_into(arg, &mut input) {
+                    Ok(()) => {
+                        inline.push(InlineJob {
+                            ticket,
+                            entry,
+                            input,
+                        });
+                        return Ok((ticket, true));
+                    }
+                    Err(e) => (ticket, CallError::Payload(e)),
+                }
             }
             Route::Worker(lane) => {
-                let ticket = Arc::into_raw(slot.clone());
+                let mut sender = lane.lock();
+                let ticket = match shared.table.alloc_cached(&mut sender.slots) {
+                    Some(t) => t,
+                    None => {
+                        drop(sender);
+                        let t = shared.alloc_anywhere()?;
+                        sender = lane.lock();
+                        t
+                    }
+                };
+                shared.arm_default(entry, ticket);
                 let mut env = Envelope {
-                    call_id: ticket as usize as u64,
+                    call_id: ticket.call_id(),
                     task_id: entry.id,
                     flags: 0,
                 };
-                let mut producer = lane.lock();
-                let sent = producer.send_with(
+                let sent = sender.producer.send_with(
                     env,
                     len,
                     |dst| {
@@ -296,23 +392,19 @@ impl Caller {
                 match sent {
                     Ok(()) => {
                         lane.count_submitted();
-                        Ok((slot, false))
+                        return Ok((ticket, false));
                     }
-                    Err(e) => {
-                        drop(producer);
-                        // SAFETY: the message was not sent, so the reference made
-                        // by `into_raw` above was not handed over: reclaim it.
-                        drop(unsafe { Arc::from_raw(ticket) });
-                        Err(match e {
-                            TransportError::TooLarge { len, max } => {
-                                PayloadError::TooLarge { len, max }.into()
-                            }
-                            _ => CallError::Closed,
-                        })
+                    Err(TransportError::TooLarge { len, max }) => {
+                        (ticket, PayloadError::TooLarge { len, max }.into())
                     }
+                    Err(_) => (ticket, CallError::Closed),
                 }
             }
-        }
+        };
+        // Never sent: nobody else knows this ticket.
+        let (ticket, error) = sent;
+        shared.table.discard(ticket);
+        Err(error)
     }
 }
 
@@ -327,12 +419,13 @@ impl Pool {
             lane.close();
         }
         if let Some(inline) = &shared.inline {
-            while inline.run_some(usize::MAX, shared.max_payload) > 0 {}
+            while inline.run_some(usize::MAX, &shared.table, shared.max_payload) > 0 {}
         }
         let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
         for w in workers {
             let _ = w.join();
         }
+        shared.table.deadlines.stop();
     }
 
     /// Worker lanes (not counting the inline lane).
@@ -362,6 +455,7 @@ impl Drop for Pool {
         for lane in &shared.lanes {
             lane.close();
         }
+        shared.table.deadlines.stop();
     }
 }
 

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use crossbeam_utils::CachePadded;
 use knit_transport::{Frame, TransportError, WorkerEnd};
 
+use crate::cx::TaskCx;
 use crate::error::{CallError, PayloadError};
 use crate::registry::Registry;
 use crate::run::run_task;
-use crate::slot::CallSlot;
+use crate::table::{CallTable, Outcome, Ticket};
 
 /// Request flag: the caller's encoder failed after the size was reserved.
 pub(crate) const FLAG_ENCODE_FAILED: u32 = 1;
@@ -19,14 +20,22 @@ const DRAIN_BATCH: usize = 32;
 
 pub(crate) struct WorkerContext {
     pub registry: Arc<Registry>,
+    pub table: Arc<CallTable>,
     pub max_payload: usize,
-    /// Calls this lane finished (only this worker writes it).
+    /// This lane's index in the balancer's numbering.
+    pub lane: usize,
+    /// Calls this lane finished or skipped (only this worker writes it).
     pub completed: Arc<CachePadded<AtomicU64>>,
 }
 
 pub(crate) fn worker_loop(mut end: WorkerEnd, cx: WorkerContext) {
+    // Reused for every result, so small results cost no allocation.
+    let mut scratch = Vec::new();
     loop {
-        match end.requests.drain(DRAIN_BATCH, |frame| handle(&cx, frame)) {
+        match end
+            .requests
+            .drain(DRAIN_BATCH, |frame| handle(&cx, &mut scratch, frame))
+        {
             // Nothing waiting: sleep until there is, or until the lane closes
             // (the next drain then reports `Closed` once the ring is empty).
             Ok(0) => {
@@ -45,25 +54,37 @@ pub(crate) fn worker_loop(mut end: WorkerEnd, cx: WorkerContext) {
     }
 }
 
-fn handle(cx: &WorkerContext, frame: Frame<'_>) {
+fn handle(cx: &WorkerContext, scratch: &mut Vec<u8>, frame: Frame<'_>) {
     let env = frame.envelope();
-    // SAFETY: in-process lanes carry, as the call id, a pointer made by
-    // `Arc::into_raw` on the caller's side, which transferred one strong
-    // reference to this request; each request is consumed exactly once.
-    let slot = unsafe { Arc::from_raw(env.call_id as usize as *const CallSlot) };
-    let outcome = if env.flags & FLAG_ENCODE_FAILED != 0 {
-        Err(CallError::Payload(PayloadError::Encode(
-            "the argument's Serialize impl failed while writing".into(),
-        )))
+    let ticket = Ticket::from_call_id(env.call_id);
+    // A call cancelled or timed out while queued is skipped: it never runs.
+    if cx.table.claim_run(ticket) {
+        let outcome = if env.flags & FLAG_ENCODE_FAILED != 0 {
+            Outcome::Failed(CallError::Payload(PayloadError::Encode(
+                "the argument's Serialize impl failed while writing".into(),
+            )))
+        } else {
+            match cx.registry.get(env.task_id) {
+                Some(entry) => {
+                    let task_cx = TaskCx::new(&cx.table, ticket, cx.lane);
+                    run_task(entry, frame.payload(), scratch, cx.max_payload, &task_cx)
+                }
+                None => {
+                    Outcome::Failed(CallError::UnknownTask(format!("id {:#018x}", env.task_id)))
+                }
+            }
+        };
+        count(&cx.completed);
+        cx.table.finish(ticket, outcome);
     } else {
-        match cx.registry.get(env.task_id) {
-            Some(entry) => run_task(entry, frame.payload(), cx.max_payload),
-            None => Err(CallError::UnknownTask(format!("id {:#018x}", env.task_id))),
-        }
-    };
-    // Count before settling: a caller that sees its result then also sees the
-    // lane as no longer busy with it (balancers rely on that).
-    let done = cx.completed.load(Ordering::Relaxed) + 1;
-    cx.completed.store(done, Ordering::Release);
-    slot.settle(outcome);
+        count(&cx.completed);
+    }
+}
+
+/// Counts a finished call before settling it: a caller that sees its result
+/// then also sees the lane as no longer busy with it (balancers rely on that).
+#[inline]
+fn count(completed: &AtomicU64) {
+    let done = completed.load(Ordering::Relaxed) + 1;
+    completed.store(done, Ordering::Release);
 }

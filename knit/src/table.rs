@@ -1,0 +1,675 @@
+//! The call table: one recycled slot per call in flight.
+//!
+//! A call is named by a [`Ticket`] (slot index + generation), which is what
+//! travels through the rings as the call id. Up to three parties touch a slot:
+//!
+//! * the caller (its `Call`), who waits, reads the outcome and releases it;
+//! * one runner (a worker or the inline lane), who claims the call before running
+//!   it (`claim_run`) and writes the task's outcome (`finish`);
+//! * early settlers (cancel, timeout, shutdown, a lost worker), who settle the call
+//!   with an error before or while it runs (`settle_early`).
+//!
+//! All of them go through one state word per slot, changed only by compare-and-
+//! swap, so exactly one outcome is ever delivered and exactly one party frees the
+//! slot: the one whose transition makes it releasable (see [`can_free`]). The
+//! generation in the word makes any late party (a worker finishing a call whose
+//! caller timed out long ago) fail its compare-and-swap instead of touching the
+//! slot's next call.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use knit_transport::futex::{FutexWord, Sharing};
+use knit_transport::FlagBitmap;
+
+use crate::deadline::Deadlines;
+use crate::error::CallError;
+
+/// A thread sleeps on the state word.
+const PARKED: u32 = 1;
+/// A future left a waker in the slot.
+const WAKER: u32 = 1 << 1;
+/// A runner claimed the call (it runs exactly once, or never).
+const RUNNING: u32 = 1 << 2;
+/// The runner is done with the slot (its outcome is written).
+const RESULT: u32 = 1 << 3;
+/// An early settler claimed the call; its error is the call's outcome.
+const EARLY: u32 = 1 << 4;
+/// The outcome is readable.
+const DONE: u32 = 1 << 5;
+/// The caller is done with the slot (read the outcome, or dropped the `Call`).
+const RELEASED: u32 = 1 << 6;
+/// The call has (or had) a deadline, so freeing it must forget that deadline.
+const ARMED: u32 = 1 << 7;
+const GEN_SHIFT: u32 = 8;
+const NIL: u32 = u32::MAX;
+
+/// Whether a slot in state `s` has no party left that may touch it.
+fn can_free(s: u32) -> bool {
+    s & RELEASED != 0 && s & DONE != 0 && (s & RUNNING == 0 || s & RESULT != 0)
+}
+
+fn generation(s: u32) -> u32 {
+    s >> GEN_SHIFT
+}
+
+/// One call's name: which slot, and which use of that slot.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Ticket {
+    pub index: u32,
+    pub gen: u32,
+}
+
+impl Ticket {
+    /// The id carried in request frames.
+    pub(crate) fn call_id(self) -> u64 {
+        (self.gen as u64) << 32 | self.index as u64
+    }
+
+    pub(crate) fn from_call_id(id: u64) -> Self {
+        Ticket {
+            index: id as u32,
+            gen: (id >> 32) as u32,
+        }
+    }
+}
+
+/// Results up to this many encoded bytes are kept in the slot itself, so the
+/// common small result costs no allocation.
+pub(crate) const SMALL_RESULT: usize = 30;
+
+/// A finished call: the encoded result, or why there is none.
+pub(crate) enum Outcome {
+    Small { len: u8, bytes: [u8; SMALL_RESULT] },
+    Bytes(Vec<u8>),
+    Failed(CallError),
+}
+
+impl Outcome {
+    /// Takes an encoded result out of `out`: a small one is copied (the runner
+    /// reuses its buffer), a large one is moved.
+    pub(crate) fn from_encoded(out: &mut Vec<u8>) -> Outcome {
+        if out.len() <= SMALL_RESULT {
+            let mut bytes = [0u8; SMALL_RESULT];
+            bytes[..out.len()].copy_from_slice(out);
+            let len = out.len() as u8;
+            out.clear();
+            Outcome::Small { len, bytes }
+        } else {
+            Outcome::Bytes(std::mem::take(out))
+        }
+    }
+
+    /// The error, if the call failed (used for stats).
+    #[allow(dead_code)]
+    pub(crate) fn error(&self) -> Option<&CallError> {
+        match self {
+            Outcome::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The parts of a slot every call touches, on one cache line.
+#[repr(C, align(64))]
+struct Slot {
+    state: FutexWord,
+    next_free: AtomicU32,
+    /// Written by the runner that claimed the call; read by the caller after DONE.
+    outcome: UnsafeCell<Option<Outcome>>,
+}
+
+/// The parts only some calls touch (async waiters, early settles, budgets).
+struct SlotExtra {
+    /// Written by the early settler that claimed the call.
+    early: UnsafeCell<Option<CallError>>,
+    waker: Mutex<Option<Waker>>,
+    /// The call's deadline in nanoseconds since the table's epoch; 0: none.
+    deadline: AtomicU64,
+}
+
+/// How many free slots a lane takes from the shared list at a time.
+const CACHE_BATCH: usize = 64;
+
+/// A private chain of free slots (see [`CallTable::alloc_cached`]).
+pub(crate) struct SlotCache {
+    head: u32,
+}
+
+impl SlotCache {
+    pub(crate) fn new() -> Self {
+        SlotCache { head: NIL }
+    }
+}
+
+/// Every slot of a pool, its free list and its abort flags.
+pub(crate) struct CallTable {
+    slots: Box<[Slot]>,
+    extras: Box<[SlotExtra]>,
+    aborts: FlagBitmap,
+    /// Top of the free list: a pop count in the high half (against ABA), the
+    /// slot index in the low half.
+    free_head: AtomicU64,
+    epoch: Instant,
+    /// Deadlines of calls in flight, for the watchdog.
+    pub(crate) deadlines: Deadlines,
+}
+
+// SAFETY: the `UnsafeCell`s are written only by the party the state word grants
+// them to (runner: `outcome` while RUNNING and not RESULT; early settler: `early`
+// between its EARLY claim and DONE; the freeing party: both, once no other party
+// can touch the slot), and read only by the caller after it acquires DONE.
+unsafe impl Sync for CallTable {}
+
+impl CallTable {
+    pub(crate) fn new(capacity: usize) -> Result<Self, knit_transport::TransportError> {
+        assert!(capacity > 0 && capacity < NIL as usize);
+        let slots: Box<[Slot]> = (0..capacity)
+            .map(|i| Slot {
+                state: FutexWord::new(0),
+                next_free: AtomicU32::new(if i + 1 < capacity { i as u32 + 1 } else { NIL }),
+                outcome: UnsafeCell::new(None),
+            })
+            .collect();
+        let extras = (0..capacity)
+            .map(|_| SlotExtra {
+                early: UnsafeCell::new(None),
+                waker: Mutex::new(None),
+                deadline: AtomicU64::new(0),
+            })
+            .collect();
+        Ok(CallTable {
+            slots,
+            extras,
+            aborts: FlagBitmap::anonymous(capacity)?,
+            free_head: AtomicU64::new(0),
+            epoch: Instant::now(),
+            deadlines: Deadlines::new(),
+        })
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn word(&self, index: u32) -> &AtomicU32 {
+        self.slots[index as usize].state.atomic()
+    }
+
+    /// Takes a free slot, or `None` if every slot holds a call.
+    pub(crate) fn alloc(&self) -> Option<Ticket> {
+        let mut head = self.free_head.load(Ordering::Acquire);
+        loop {
+            let index = head as u32;
+            if index == NIL {
+                return None;
+            }
+            let next = self.slots[index as usize].next_free.load(Ordering::Relaxed);
+            let popped = ((head >> 32).wrapping_add(1) << 32) | next as u64;
+            match self.free_head.compare_exchange_weak(
+                head,
+                popped,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    let gen = generation(self.word(index).load(Ordering::Relaxed));
+                    return Some(Ticket { index, gen });
+                }
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Clears a slot that no party can touch any more and puts it back on the
+    /// free list, one generation on. Only what `state` says was used is cleared,
+    /// so a plain call touches no line but its slot's.
+    fn free(&self, index: u32, state: u32) {
+        let i = index as usize;
+        // SAFETY: `can_free` held for the state this party installed (or read,
+        // for the caller's fast path), so no runner, early settler or caller
+        // will read or write these cells again for this generation.
+        unsafe { *self.slots[i].outcome.get() = None };
+        if state & (EARLY | WAKER | ARMED) != 0 {
+            let extra = &self.extras[i];
+            if state & EARLY != 0 {
+                // SAFETY: as above.
+                unsafe { *extra.early.get() = None };
+            }
+            if state & WAKER != 0 {
+                drop(extra.waker.lock().unwrap_or_else(|e| e.into_inner()).take());
+            }
+            if state & ARMED != 0 {
+                let deadline = extra.deadline.swap(0, Ordering::Relaxed);
+                let id = Ticket {
+                    index,
+                    gen: generation(state),
+                };
+                self.deadlines.remove(deadline, id.call_id());
+            }
+        }
+        self.aborts.clear(i);
+        let next_gen = generation(state).wrapping_add(1) & (u32::MAX >> GEN_SHIFT);
+        self.word(index)
+            .store(next_gen << GEN_SHIFT, Ordering::Release);
+        self.push_free(index, index);
+    }
+
+    /// Pushes the chain `first ..= last` (linked through `next_free`) onto the
+    /// shared free list.
+    fn push_free(&self, first: u32, last: u32) {
+        let mut head = self.free_head.load(Ordering::Relaxed);
+        loop {
+            self.slots[last as usize]
+                .next_free
+                .store(head as u32, Ordering::Relaxed);
+            let pushed = (head & !(u32::MAX as u64)) | first as u64;
+            match self.free_head.compare_exchange_weak(
+                head,
+                pushed,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Allocates through `cache`, a private chain of free slots owned by one
+    /// lock holder. It is refilled with up to [`CACHE_BATCH`] slots at a time,
+    /// so a run of calls pays one read-modify-write of the shared list per batch
+    /// instead of one per call, and no lane hoards more than a batch.
+    pub(crate) fn alloc_cached(&self, cache: &mut SlotCache) -> Option<Ticket> {
+        if cache.head == NIL {
+            cache.head = self.take_batch();
+            if cache.head == NIL {
+                return None;
+            }
+        }
+        let index = cache.head;
+        cache.head = self.slots[index as usize].next_free.load(Ordering::Relaxed);
+        let gen = generation(self.word(index).load(Ordering::Relaxed));
+        Some(Ticket { index, gen })
+    }
+
+    /// Takes the whole shared list, keeps its first `CACHE_BATCH` slots (as a
+    /// NIL-terminated chain) and puts the rest back.
+    fn take_batch(&self) -> u32 {
+        let first = self.take_all();
+        if first == NIL {
+            return NIL;
+        }
+        let mut last = first;
+        for _ in 1..CACHE_BATCH {
+            let next = self.slots[last as usize].next_free.load(Ordering::Relaxed);
+            if next == NIL {
+                return first;
+            }
+            last = next;
+        }
+        let rest = self.slots[last as usize].next_free.load(Ordering::Relaxed);
+        self.slots[last as usize]
+            .next_free
+            .store(NIL, Ordering::Relaxed);
+        if rest != NIL {
+            self.put_back(rest);
+        }
+        first
+    }
+
+    /// Empties the shared list; returns its first slot (or NIL).
+    fn take_all(&self) -> u32 {
+        let mut head = self.free_head.load(Ordering::Acquire);
+        loop {
+            if head as u32 == NIL {
+                return NIL;
+            }
+            let emptied = ((head >> 32).wrapping_add(1) << 32) | NIL as u64;
+            match self.free_head.compare_exchange_weak(
+                head,
+                emptied,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return head as u32,
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Puts a NIL-terminated chain (the remainder of a batch) back on the
+    /// shared list, splicing in whatever was freed meanwhile.
+    fn put_back(&self, mut chain: u32) {
+        loop {
+            let head = self.free_head.load(Ordering::Acquire);
+            if head as u32 == NIL {
+                let restored = (head & !(u32::MAX as u64)) | chain as u64;
+                if self
+                    .free_head
+                    .compare_exchange(head, restored, Ordering::Release, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return;
+                }
+                continue;
+            }
+            // Slots were freed since the batch was taken (a short chain): take
+            // them, hang `chain` after them, and try again.
+            let freed = self.take_all();
+            if freed == NIL {
+                continue;
+            }
+            let mut tail = freed;
+            loop {
+                let next = self.slots[tail as usize].next_free.load(Ordering::Relaxed);
+                if next == NIL {
+                    break;
+                }
+                tail = next;
+            }
+            self.slots[tail as usize]
+                .next_free
+                .store(chain, Ordering::Relaxed);
+            chain = freed;
+        }
+    }
+
+    /// Hands `cache`'s slots back to the shared list (so another lane can use
+    /// them when the table runs low).
+    pub(crate) fn return_cache(&self, cache: &mut SlotCache) {
+        if cache.head == NIL {
+            return;
+        }
+        let first = cache.head;
+        let mut last = first;
+        loop {
+            let next = self.slots[last as usize].next_free.load(Ordering::Relaxed);
+            if next == NIL {
+                break;
+            }
+            last = next;
+        }
+        cache.head = NIL;
+        self.push_free(first, last);
+    }
+
+    /// Sets `add` on `t`'s state if `allowed(state)`; returns the states before
+    /// and after, or `None` if the generation moved on or `allowed` said no.
+    fn transition(
+        &self,
+        t: Ticket,
+        add: impl Fn(u32) -> u32,
+        allowed: impl Fn(u32) -> bool,
+    ) -> Option<(u32, u32)> {
+        let word = self.word(t.index);
+        let mut s = word.load(Ordering::Acquire);
+        loop {
+            if generation(s) != t.gen || !allowed(s) {
+                return None;
+            }
+            let new = s | add(s);
+            match word.compare_exchange_weak(s, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some((s, new)),
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Wakes whoever waits if `old -> new` made the call DONE, and frees the slot
+    /// if it made the slot free-able.
+    fn after(&self, t: Ticket, old: u32, new: u32) {
+        if new & DONE != 0 && old & DONE == 0 {
+            if new & PARKED != 0 {
+                self.slots[t.index as usize]
+                    .state
+                    .wake_all(Sharing::Private);
+            }
+            if new & WAKER != 0 {
+                let waker = self.extras[t.index as usize]
+                    .waker
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            }
+        }
+        if can_free(new) && !can_free(old) {
+            self.free(t.index, new);
+        }
+    }
+
+    /// A runner claims `t` before running it. False: the call was cancelled,
+    /// settled early, or already claimed elsewhere; it must not run.
+    #[inline]
+    pub(crate) fn claim_run(&self, t: Ticket) -> bool {
+        if t.index as usize >= self.slots.len() {
+            return false;
+        }
+        self.transition(t, |_| RUNNING, |s| s & (RUNNING | EARLY | DONE) == 0)
+            .is_some()
+    }
+
+    /// The runner that claimed `t` hands over its outcome (dropped if the call
+    /// was settled early meanwhile).
+    pub(crate) fn finish(&self, t: Ticket, outcome: Outcome) {
+        // SAFETY: this runner holds the RUNNING claim for `t` and has not set
+        // RESULT, so it alone may write `outcome`, and nobody reads it before the
+        // DONE this runner sets below (or ever, if an early settler got there).
+        unsafe { *self.slots[t.index as usize].outcome.get() = Some(outcome) };
+        let done = self.transition(
+            t,
+            |s| {
+                if s & EARLY == 0 {
+                    RESULT | DONE
+                } else {
+                    RESULT
+                }
+            },
+            |_| true,
+        );
+        let (old, new) =
+            done.expect("a claimed call keeps its generation until its runner finishes");
+        self.after(t, old, new);
+    }
+
+    /// Settles `t` with `error` unless it already has an outcome; raises its abort
+    /// flag too if `abort`. Returns `None` if it had already settled, else
+    /// whether it was running.
+    pub(crate) fn settle_early(&self, t: Ticket, error: CallError, abort: bool) -> Option<bool> {
+        let (claimed, _) = self.transition(t, |_| EARLY, |s| s & (EARLY | DONE) == 0)?;
+        // SAFETY: this party won the EARLY claim, so it alone writes `early`, and
+        // the caller reads it only after the DONE set below.
+        unsafe { *self.extras[t.index as usize].early.get() = Some(error) };
+        if abort {
+            // Before DONE, so the slot cannot have been recycled yet.
+            self.aborts.set(t.index as usize);
+        }
+        let (old, new) = self
+            .transition(t, |_| DONE, |_| true)
+            .expect("an EARLY claim keeps the generation until DONE");
+        self.after(t, old, new);
+        Some(claimed & RUNNING != 0)
+    }
+
+    #[inline]
+    pub(crate) fn is_done(&self, t: Ticket) -> bool {
+        self.word(t.index).load(Ordering::Acquire) & DONE != 0
+    }
+
+    /// Takes the outcome; only the caller, once, after `is_done`.
+    pub(crate) fn take(&self, t: Ticket) -> Outcome {
+        let s = self.word(t.index).load(Ordering::Acquire);
+        debug_assert!(s & DONE != 0 && generation(s) == t.gen);
+        let i = t.index as usize;
+        // SAFETY: DONE was acquired, so the writer of the cell read here has
+        // finished; only the caller reads it, once, before releasing the slot.
+        let taken = unsafe {
+            if s & EARLY != 0 {
+                (*self.extras[i].early.get()).take().map(Outcome::Failed)
+            } else {
+                (*self.slots[i].outcome.get()).take()
+            }
+        };
+        taken.expect("a settled call holds its outcome until the caller takes it")
+    }
+
+    /// Frees a ticket that was never sent (nobody else knows it).
+    pub(crate) fn discard(&self, t: Ticket) {
+        let s = self.word(t.index).load(Ordering::Acquire);
+        debug_assert_eq!(s, t.gen << GEN_SHIFT);
+        self.free(t.index, s);
+    }
+
+    /// The caller is done with `t` (it took the outcome, or gave up on it).
+    pub(crate) fn release(&self, t: Ticket) {
+        let s = self.word(t.index).load(Ordering::Acquire);
+        debug_assert_eq!(generation(s), t.gen);
+        if s & DONE != 0 && (s & RUNNING == 0 || s & RESULT != 0) {
+            // Nobody else will write this generation's state again (late parties
+            // see DONE and back off), so no read-modify-write is needed.
+            self.free(t.index, s);
+            return;
+        }
+        if let Some((old, new)) = self.transition(t, |_| RELEASED, |_| true) {
+            self.after(t, old, new);
+        }
+    }
+
+    /// Spins up to `spin` (running `help` between looks; it returns whether it
+    /// did any work), then sleeps until `t` settles or `until` passes. Returns
+    /// whether `t` is settled.
+    pub(crate) fn wait(
+        &self,
+        t: Ticket,
+        spin: Duration,
+        until: Option<Instant>,
+        mut help: impl FnMut() -> bool,
+    ) -> bool {
+        let mut spins = 0u32;
+        let mut started: Option<Instant> = None;
+        while !self.is_done(t) {
+            if help() {
+                continue;
+            }
+            spins = spins.wrapping_add(1);
+            // Reading the clock costs as much as many looks at the word.
+            if spins.is_multiple_of(64) {
+                let now = Instant::now();
+                if now.duration_since(*started.get_or_insert(now)) >= spin {
+                    break;
+                }
+                if until.is_some_and(|u| now >= u) {
+                    return false;
+                }
+            }
+            std::hint::spin_loop();
+        }
+        let word = self.word(t.index);
+        loop {
+            let s = word.load(Ordering::Acquire);
+            if s & DONE != 0 {
+                return true;
+            }
+            if s & PARKED == 0
+                && word
+                    .compare_exchange(s, s | PARKED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
+            {
+                continue;
+            }
+            let timeout = match until {
+                Some(u) => match u.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return self.is_done(t),
+                },
+                None => None,
+            };
+            self.slots[t.index as usize]
+                .state
+                .wait(s | PARKED, Sharing::Private, timeout);
+        }
+    }
+
+    /// Leaves `waker` to be woken when `t` settles; false if it already has.
+    pub(crate) fn register(&self, t: Ticket, waker: &Waker) -> bool {
+        {
+            let mut slot = self.extras[t.index as usize]
+                .waker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match slot.as_ref() {
+                Some(w) if w.will_wake(waker) => {}
+                _ => *slot = Some(waker.clone()),
+            }
+        }
+        self.transition(t, |_| WAKER, |s| s & DONE == 0).is_some()
+    }
+
+    /// Raises `t`'s abort flag if it has not settled; for its caller only (the
+    /// slot cannot be recycled while the caller holds it).
+    pub(crate) fn abort(&self, t: Ticket) {
+        if !self.is_done(t) {
+            self.aborts.set(t.index as usize);
+        }
+    }
+
+    /// Whether `t`'s abort flag is raised (read by the task through `TaskCx`).
+    #[inline]
+    pub(crate) fn aborted(&self, t: Ticket) -> bool {
+        self.aborts.get(t.index as usize)
+    }
+
+    /// Nanoseconds since this table's epoch (saturating), the clock of deadlines.
+    pub(crate) fn nanos(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch)
+            .as_nanos()
+            .min(u64::MAX as u128) as u64
+    }
+
+    pub(crate) fn instant(&self, nanos: u64) -> Instant {
+        self.epoch + Duration::from_nanos(nanos)
+    }
+
+    /// Gives `t` a deadline (its caller, while it holds the call), replacing
+    /// any earlier one; the watchdog times the call out when it passes.
+    pub(crate) fn arm(&self, t: Ticket, at: Instant) {
+        let n = self.nanos(at).max(1);
+        if self.transition(t, |_| ARMED, |_| true).is_none() {
+            return;
+        }
+        let old = self.extras[t.index as usize]
+            .deadline
+            .swap(n, Ordering::AcqRel);
+        if old != 0 {
+            self.deadlines.remove(old, t.call_id());
+        }
+        self.deadlines.insert(n, t.call_id());
+    }
+
+    /// Times out `id` if it is still in flight (the watchdog, at its deadline).
+    pub(crate) fn expire(&self, id: u64) {
+        let t = Ticket::from_call_id(id);
+        if (t.index as usize) < self.slots.len() {
+            self.settle_early(t, CallError::Timeout, true);
+        }
+    }
+
+    /// `t`'s deadline, if it has one.
+    pub(crate) fn deadline(&self, t: Ticket) -> Option<Instant> {
+        match self.extras[t.index as usize]
+            .deadline
+            .load(Ordering::Acquire)
+        {
+            0 => None,
+            n => Some(self.instant(n)),
+        }
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 64);
