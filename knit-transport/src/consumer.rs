@@ -82,6 +82,11 @@ pub struct Consumer {
     spin: Duration,
     sharing: Sharing,
     parks: Cell<u64>,
+    /// A read-only view made by the producer (see `Producer::salvage`): takes the
+    /// first frame's sequence number as it finds it, never releases, never closes.
+    salvage: bool,
+    /// Whether the next frame's sequence number is taken as found (salvage only).
+    adopt_seq: bool,
 }
 
 // SAFETY: the raw pointers point into `region`, which the consumer keeps alive; the
@@ -106,8 +111,47 @@ impl Consumer {
             spin: config.spin,
             sharing: region.sharing(),
             parks: Cell::new(0),
+            salvage: false,
+            adopt_seq: false,
             region,
         }
+    }
+
+    /// A read-only reader of the frames published up to `tail` that the real
+    /// consumer has not released yet.
+    pub(crate) fn salvage_reader(region: Arc<LaneRegion>, dir: Direction, tail: u64) -> Consumer {
+        let mut reader = Consumer::new(region, dir);
+        reader.head = reader.control().consumed.head.load(Ordering::Acquire);
+        reader.cached_tail = tail;
+        reader.salvage = true;
+        reader.adopt_seq = true;
+        reader
+    }
+
+    /// Hands every frame between `head` and the producer's tail to `f` without
+    /// consuming anything (see `Producer::salvage`); returns how many.
+    pub(crate) fn read_all(
+        &mut self,
+        mut f: impl FnMut(Frame<'_>),
+    ) -> Result<usize, TransportError> {
+        debug_assert!(self.salvage);
+        let mut count = 0;
+        while let Some(at) = self.locate()? {
+            // SAFETY: `locate` bounds-checked the payload; the producer, who
+            // called this, writes nothing while it runs, and the real consumer
+            // only reads.
+            let payload = unsafe { std::slice::from_raw_parts(at.payload, at.len) };
+            f(Frame {
+                envelope: at.envelope,
+                payload,
+                overflowed: at.overflowed,
+            });
+            self.head = at.next;
+            self.seq = self.seq.wrapping_add(1);
+            self.adopt_seq = false;
+            count += 1;
+        }
+        Ok(count)
     }
 
     #[inline]
@@ -279,7 +323,11 @@ impl Consumer {
                 continue;
             }
             if header.seq != self.seq {
-                return Err(corrupt(pos, "sequence number out of order"));
+                if !self.adopt_seq {
+                    return Err(corrupt(pos, "sequence number out of order"));
+                }
+                // A salvage reader starts mid-stream: the first frame sets the count.
+                self.seq = header.seq;
             }
             let body_len = header.body_len as u64;
             let frame = frame_bytes(header.body_len as usize) as u64;
@@ -355,7 +403,9 @@ impl Drop for Progress<'_> {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        self.region.close();
+        if !self.salvage {
+            self.region.close();
+        }
     }
 }
 

@@ -4,6 +4,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::consumer::{Consumer, Frame};
 use crate::error::TransportError;
 use crate::frame::{
     frame_bytes, Envelope, OverflowRef, RawHeader, FRAME_HEADER_BYTES, KIND_INLINE, KIND_OVERFLOW,
@@ -49,6 +50,7 @@ pub struct Producer {
     spin: Duration,
     sharing: Sharing,
     parks: Cell<u64>,
+    dir: Direction,
 }
 
 // SAFETY: the raw pointers point into `region`, which the producer keeps alive;
@@ -83,6 +85,7 @@ impl Producer {
             spin: config.spin,
             sharing: region.sharing(),
             parks: Cell::new(0),
+            dir,
             region,
         }
     }
@@ -170,6 +173,29 @@ impl Producer {
         self.commit(reservation, env, fill);
         self.publish();
         Ok(())
+    }
+
+    /// Hands `f` every message sent but not yet consumed, oldest first, without
+    /// consuming them; returns how many. This is how a host takes back the work
+    /// queued on a lane whose consumer died or is stuck: it reads the frames
+    /// from its own side while the consumer (if alive) goes on reading them too,
+    /// so the caller must make re-delivery idempotent (knit claims each call
+    /// before running it).
+    ///
+    /// ```
+    /// use knit_transport::{lane, Envelope, LaneConfig};
+    /// let (mut host, worker) = lane(&LaneConfig::default()).unwrap();
+    /// for id in 0..3 {
+    ///     host.requests.send(Envelope { call_id: id, ..Envelope::default() }, &[id as u8]).unwrap();
+    /// }
+    /// drop(worker); // the consumer is gone; its work is still in the ring
+    /// let mut ids = Vec::new();
+    /// host.requests.salvage(|f| ids.push(f.envelope().call_id)).unwrap();
+    /// assert_eq!(ids, [0, 1, 2]);
+    /// ```
+    pub fn salvage(&mut self, f: impl FnMut(Frame<'_>)) -> Result<usize, TransportError> {
+        self.publish();
+        Consumer::salvage_reader(self.region.clone(), self.dir, self.published).read_all(f)
     }
 
     /// Starts a batch: messages pushed to it become visible together when it is

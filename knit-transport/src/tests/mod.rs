@@ -4,6 +4,7 @@
 mod closing;
 mod framing;
 mod overflow_area;
+mod salvage;
 mod threads;
 
 use std::time::Duration;
