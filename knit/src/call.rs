@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::codec;
 use crate::error::CallError;
-use crate::pool::Shared;
+use crate::shared::Shared;
 use crate::table::{Outcome, Ticket};
 
 enum State {

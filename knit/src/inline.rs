@@ -7,7 +7,9 @@ use std::sync::Mutex;
 use crate::cx::TaskCx;
 use crate::registry::TaskEntry;
 use crate::run::run_task;
-use crate::table::{CallTable, Ticket};
+use crate::shared::Shared;
+use crate::stats::FailureKind;
+use crate::table::Ticket;
 
 pub(crate) struct InlineJob {
     pub ticket: Ticket,
@@ -47,7 +49,8 @@ impl InlineLane {
     }
 
     /// Runs up to `max` queued jobs on this thread; returns how many it took.
-    pub(crate) fn run_some(&self, max: usize, table: &CallTable, max_payload: usize) -> usize {
+    pub(crate) fn run_some(&self, max: usize, shared: &Shared) -> usize {
+        let table = &shared.table;
         let mut ran = 0;
         let mut scratch = Vec::new();
         while ran < max {
@@ -56,15 +59,27 @@ impl InlineLane {
             };
             if table.claim_run(job.ticket) {
                 let cx = TaskCx::new(table, job.ticket, self.index);
-                let outcome = run_task(job.entry, &job.input, &mut scratch, max_payload, &cx);
+                let outcome =
+                    run_task(job.entry, &job.input, &mut scratch, shared.max_payload, &cx);
                 self.completed.fetch_add(1, Ordering::Release);
-                table.finish(job.ticket, outcome);
+                let kind = outcome.error().map(FailureKind::of);
+                if table.finish(job.ticket, outcome) {
+                    shared.stats.settled(kind);
+                }
             } else {
                 self.completed.fetch_add(1, Ordering::Release);
             }
             ran += 1;
         }
         ran
+    }
+
+    /// Empties the queue (for `shutdown_now`), counting the jobs as taken.
+    pub(crate) fn take_all(&self) -> Vec<Ticket> {
+        let jobs: Vec<Ticket> = self.lock().drain(..).map(|j| j.ticket).collect();
+        self.completed
+            .fetch_add(jobs.len() as u64, Ordering::Release);
+        jobs
     }
 
     pub(crate) fn in_flight(&self) -> usize {

@@ -30,10 +30,12 @@
 
 extern crate self as knit;
 
+mod admission;
 mod affinity;
 mod balance;
 mod block_on;
 mod call;
+mod caller;
 mod codec;
 mod cx;
 mod deadline;
@@ -44,16 +46,20 @@ mod options;
 mod pool;
 mod registry;
 mod run;
+mod shared;
+mod stats;
 mod table;
 mod worker;
 
 pub use balance::{Balance, Balancer, LaneLoad};
 pub use call::{Call, Cancelled};
+pub use caller::Caller;
 pub use cx::TaskCx;
 pub use error::{CallError, PayloadError, PoolError};
 pub use knit_macros::task;
-pub use options::{InlinePosition, Inliner, PoolOptions};
-pub use pool::{create_pool, Caller, Pool};
+pub use options::{InlinePosition, Inliner, PoolOptions, QueuePolicy};
+pub use pool::{create_pool, Pool};
+pub use stats::{FailedCounts, LaneStats, Percentiles, PoolStats};
 
 mod registry_slice {
     use crate::registry::TaskEntry;

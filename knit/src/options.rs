@@ -76,6 +76,40 @@ pub struct PoolOptions {
     /// and of its abort-flag bitmap (default 65,536). A call made when all are in
     /// use fails at once with `CallError::TooManyInFlight`.
     pub max_in_flight: usize,
+    /// At most this many calls accepted and not yet settled (default: no limit
+    /// beyond `max_in_flight`); what happens past it is `queue_policy`.
+    pub max_queue: Option<usize>,
+    /// What a call does when `max_queue` calls are in flight.
+    pub queue_policy: QueuePolicy,
+    /// Replace a lane whose running task overruns its budget by this much
+    /// (default: never). Rust code cannot be preempted: the stuck thread is
+    /// detached and left to finish on its own, its queued calls move to the new
+    /// worker, and `PoolStats::stuck_lanes` counts it. Only calls with a budget
+    /// (`timeout`, `#[task(timeout_ms)]`) can make a lane stuck.
+    pub hard_timeout: Option<Duration>,
+    /// Time every call (wait and run histograms, busy time in `PoolStats`).
+    /// Off by default: it reads the clock three times per call.
+    pub timing: bool,
+    /// How long dropping the pool waits for accepted calls to finish before
+    /// settling the rest with `CallError::Closed` (default: 0, do not wait;
+    /// queued calls then still run on the detached workers).
+    pub drop_grace: Duration,
+}
+
+/// What a call does when the pool already has `max_queue` calls in flight.
+///
+/// ```
+/// use knit::{PoolOptions, QueuePolicy};
+/// let opts = PoolOptions { max_queue: Some(1000), queue_policy: QueuePolicy::Wait, ..Default::default() };
+/// assert_eq!(opts.queue_policy, QueuePolicy::Wait);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueuePolicy {
+    /// Fail at once with `CallError::QueueFull` (the default).
+    #[default]
+    Reject,
+    /// Block the calling thread until a call settles and makes room.
+    Wait,
 }
 
 fn default_threads() -> usize {
@@ -101,6 +135,11 @@ impl Default for PoolOptions {
             max_payload_bytes: 16 * 1024 * 1024,
             ring_bytes: 64 * 1024,
             max_in_flight: 1 << 16,
+            max_queue: None,
+            queue_policy: QueuePolicy::Reject,
+            hard_timeout: None,
+            timing: false,
+            drop_grace: Duration::ZERO,
         }
     }
 }
@@ -117,6 +156,11 @@ impl std::fmt::Debug for PoolOptions {
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("ring_bytes", &self.ring_bytes)
             .field("max_in_flight", &self.max_in_flight)
+            .field("max_queue", &self.max_queue)
+            .field("queue_policy", &self.queue_policy)
+            .field("hard_timeout", &self.hard_timeout)
+            .field("timing", &self.timing)
+            .field("drop_grace", &self.drop_grace)
             .finish()
     }
 }

@@ -1,57 +1,21 @@
-//! The pool: lanes, workers, routing, shutdown.
+//! The pool: creating it, shutting it down, and reading its stats.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Once};
-use std::thread::JoinHandle;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use knit_transport::{Envelope, LaneConfig, LaneRegion, TransportError};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use knit_transport::LaneConfig;
 
-use crate::balance::{Balancer, Router};
-use crate::call::Call;
-use crate::codec;
-use crate::deadline::Next;
-use crate::error::{CallError, PayloadError, PoolError};
-use crate::inline::{InlineJob, InlineLane};
+use crate::admission::Admission;
+use crate::caller::Caller;
+use crate::error::{CallError, PoolError};
+use crate::inline::InlineLane;
 use crate::lane::ThreadLane;
 use crate::options::{InlinePosition, PoolOptions};
-use crate::registry::{Registry, TaskEntry};
+use crate::registry::Registry;
+use crate::shared::{Route, Shared};
+use crate::stats::{self, Histogram, LaneStats, PoolStats};
 use crate::table::{CallTable, Ticket};
-use crate::worker::{worker_loop, WorkerContext, FLAG_ENCODE_FAILED};
-
-/// State shared by the pool, its `Caller` and every `Call`.
-pub(crate) struct Shared {
-    lanes: Vec<ThreadLane>,
-    inline: Option<InlineLane>,
-    /// Index of the inline lane in the balancer's view (lanes are numbered
-    /// worker lanes first, with the inline lane inserted here).
-    inline_index: usize,
-    registry: Arc<Registry>,
-    pub(crate) table: Arc<CallTable>,
-    /// Starts the watchdog thread the first time a call gets a deadline.
-    watchdog: Once,
-    router: Router,
-    balancer: Balancer,
-    closed: AtomicBool,
-    pub(crate) caller_spin: Duration,
-    max_payload: usize,
-}
-
-/// The handle `#[task]` methods hang off: `pool.call.<task>(arg)`.
-///
-/// ```
-/// #[knit::task]
-/// fn hello() -> String { "hello".into() }
-///
-/// let pool = knit::create_pool(knit::PoolOptions { threads: 1, ..Default::default() }).unwrap();
-/// assert_eq!(pool.call.hello().wait().unwrap(), "hello");
-/// ```
-#[derive(Clone)]
-pub struct Caller {
-    shared: Arc<Shared>,
-}
 
 /// A pool of worker threads running `#[task]` functions.
 ///
@@ -59,7 +23,7 @@ pub struct Caller {
 pub struct Pool {
     /// Calls tasks: `pool.call.<task>(arg)`.
     pub call: Caller,
-    workers: Mutex<Vec<JoinHandle<()>>>,
+    drop_grace: Duration,
 }
 
 /// Starts a pool with `options`.
@@ -76,34 +40,27 @@ pub struct Pool {
 /// assert_eq!(pool.call.add((1, 2)).wait(), Err(knit::CallError::Closed));
 /// ```
 pub fn create_pool(options: PoolOptions) -> Result<Pool, PoolError> {
+    let invalid = |what: &str| Err(PoolError::InvalidOptions(what.into()));
     if options.threads == 0 {
-        return Err(PoolError::InvalidOptions(
-            "threads must be at least 1".into(),
-        ));
+        return invalid("threads must be at least 1");
     }
     if options.max_payload_bytes == 0 || options.max_payload_bytes > u32::MAX as usize {
-        return Err(PoolError::InvalidOptions(
-            "max_payload_bytes must be in 1..=4 GiB".into(),
-        ));
+        return invalid("max_payload_bytes must be in 1..=4 GiB");
     }
-    if options.max_in_flight == 0 || options.max_in_flight >= u32::MAX as usize {
-        return Err(PoolError::InvalidOptions(
-            "max_in_flight must be in 1..u32::MAX".into(),
-        ));
+    if options.max_in_flight == 0 || options.max_in_flight >= (1 << 31) {
+        return invalid("max_in_flight must be in 1..2^31");
     }
-    let registry = Arc::new(Registry::collect(&crate::registry_slice::TASKS)?);
-    let table = Arc::new(CallTable::new(options.max_in_flight)?);
+    if options.max_queue == Some(0) {
+        return invalid("max_queue must be at least 1");
+    }
+    let registry = Registry::collect(&crate::registry_slice::TASKS)?;
+    let admission = options
+        .max_queue
+        .map(|m| Admission::new(m, options.queue_policy));
+    let table = CallTable::new(options.max_in_flight, admission)?;
     let inline_index = match options.inliner.map(|i| i.position) {
         Some(InlinePosition::First) => 0,
         _ => options.threads,
-    };
-    // Worker lanes are numbered around the inline lane, as the balancer sees them.
-    let lane_number = |i: usize| {
-        if options.inliner.is_some() && i >= inline_index {
-            i + 1
-        } else {
-            i
-        }
     };
     let lane_config = LaneConfig {
         ring_bytes: options.ring_bytes,
@@ -113,330 +70,186 @@ pub fn create_pool(options: PoolOptions) -> Result<Pool, PoolError> {
         spin: options.worker_spin,
         ..LaneConfig::default()
     };
-    let cores = crate::affinity::all_cores();
-    let mut lanes = Vec::with_capacity(options.threads);
-    let mut workers = Vec::with_capacity(options.threads);
-    for i in 0..options.threads {
-        let region = LaneRegion::anonymous(&lane_config)?;
-        let host = region.host_end()?;
-        let worker_end = region.worker_end()?;
-        let lane = ThreadLane::new(host.requests);
-        let cx = WorkerContext {
-            registry: registry.clone(),
-            table: table.clone(),
-            lane: lane_number(i),
-            max_payload: options.max_payload_bytes,
-            completed: lane.completed.clone(),
-        };
-        let core = (options.pin && !cores.is_empty()).then(|| cores[(i + 1) % cores.len()]);
-        let handle = std::thread::Builder::new()
-            .name(format!("knit-worker-{i}"))
-            .spawn(move || {
-                if let Some(core) = core {
-                    core_affinity::set_for_current(core);
-                }
-                // The host's response consumer is unused by thread lanes (calls
-                // are settled in place); keeping it alive keeps the lane open.
-                let _responses = host.responses;
-                worker_loop(worker_end, cx);
-            })
-            .map_err(PoolError::Spawn)?;
-        lanes.push(lane);
-        workers.push(handle);
-    }
     let inline = options
         .inliner
         .map(|i| InlineLane::new(i.batch_size, i.dispatch_threshold, inline_index));
-    let shared = Arc::new(Shared {
-        lanes,
+    let cores = if options.pin {
+        crate::affinity::all_cores()
+    } else {
+        Vec::new()
+    };
+    // Lanes first, workers once the state they share exists.
+    let mut lanes = Vec::with_capacity(options.threads);
+    let mut ends = Vec::with_capacity(options.threads);
+    let mut shared = Shared::new(
+        Vec::new(),
         inline,
         inline_index,
         registry,
         table,
-        watchdog: Once::new(),
-        router: Router::new(),
-        balancer: options.balancer.clone(),
-        closed: AtomicBool::new(false),
-        caller_spin: options.caller_spin,
-        max_payload: options.max_payload_bytes,
-    });
+        options.balancer.clone(),
+        options.caller_spin,
+        options.max_payload_bytes,
+        lane_config,
+        cores,
+        options.hard_timeout,
+        options.timing,
+    );
+    for _ in 0..options.threads {
+        let (producer, end, responses) = shared.open_lane()?;
+        lanes.push(ThreadLane::new(producer));
+        ends.push((end, responses));
+    }
+    shared.lanes = lanes;
+    let shared = Arc::new(shared);
+    for (index, (end, responses)) in ends.into_iter().enumerate() {
+        let status = shared.lanes[index].lock().status.clone();
+        match shared.spawn_worker(index, end, responses, status, 0) {
+            Ok(handle) => drop(shared.lanes[index].set_handle(handle)),
+            Err(e) => {
+                for lane in &shared.lanes {
+                    lane.close();
+                }
+                return Err(PoolError::Spawn(e));
+            }
+        }
+    }
+    if options.hard_timeout.is_some() {
+        shared.start_watchdog();
+    }
     Ok(Pool {
         call: Caller { shared },
-        workers: Mutex::new(workers),
+        drop_grace: options.drop_grace,
     })
 }
 
-/// Where a call goes.
-enum Route<'a> {
-    Worker(&'a ThreadLane),
-    Inline(&'a InlineLane),
-}
-
-impl Shared {
-    fn lane_count(&self) -> usize {
-        self.lanes.len() + self.inline.is_some() as usize
-    }
-
-    fn route(&self, index: usize) -> Route<'_> {
-        match &self.inline {
-            Some(inline) if index == self.inline_index => Route::Inline(inline),
-            Some(_) if index > self.inline_index => Route::Worker(&self.lanes[index - 1]),
-            _ => Route::Worker(&self.lanes[index]),
-        }
-    }
-
-    fn load(&self, index: usize) -> usize {
-        match self.route(index) {
-            Route::Worker(l) => l.in_flight(),
-            Route::Inline(l) => l.in_flight(),
-        }
-    }
-
-    fn total_in_flight(&self) -> usize {
-        (0..self.lane_count()).map(|i| self.load(i)).sum()
-    }
-
-    fn pick(&self, entry: &TaskEntry) -> Route<'_> {
-        let count = self.lane_count();
-        if count == 1 {
-            return self.route(0);
-        }
-        let inline_ok = match &self.inline {
-            Some(inline) => {
-                entry.inline_safe && self.total_in_flight() >= inline.dispatch_threshold
-            }
-            None => false,
-        };
-        let is_inline = |i: usize| self.inline.is_some() && i == self.inline_index;
-        let eligible = |i: usize| inline_ok || !is_inline(i);
-        let index = self
-            .router
-            .pick(&self.balancer, count, |i| self.load(i), eligible, is_inline);
-        self.route(index)
-    }
-
-    /// Runs inline-lane jobs (in order) until `ticket` is settled.
-    pub(crate) fn run_inline_until(&self, ticket: Ticket) {
-        if let Some(inline) = &self.inline {
-            while !self.table.is_done(ticket)
-                && inline.run_some(1, &self.table, self.max_payload) > 0
-            {}
-        }
-    }
-
-    /// Lets a waiting thread run a batch of inline jobs; returns whether it ran any.
-    pub(crate) fn help_inline(&self) -> bool {
-        match &self.inline {
-            Some(inline) => inline.run_some(inline.batch_size, &self.table, self.max_payload) > 0,
-            None => false,
-        }
-    }
-
-    /// Gives a call a deadline, starting the watchdog that enforces it if needed.
-    pub(crate) fn arm_deadline(&self, ticket: Ticket, at: Instant) {
-        self.watchdog.call_once(|| {
-            let table = self.table.clone();
-            // If the thread cannot start, deadlines are not enforced; waiting
-            // still works, so this degrades instead of failing the call.
-            let _ = std::thread::Builder::new()
-                .name("knit-watchdog".into())
-                .spawn(move || watchdog_loop(&table));
-        });
-        self.table.arm(ticket, at);
-    }
-
-    /// Takes a call slot from the shared free list, first returning every
-    /// lane's private cache to it if it is empty (the table is nearly full).
-    fn alloc_anywhere(&self) -> Result<Ticket, CallError> {
-        if let Some(t) = self.table.alloc() {
-            return Ok(t);
-        }
-        for lane in &self.lanes {
-            self.table.return_cache(&mut lane.lock().slots);
-        }
-        self.table.alloc().ok_or(CallError::TooManyInFlight {
-            limit: self.table.capacity(),
-        })
-    }
-
-    /// Arms the task's default budget (`#[task(timeout_ms)]`), if it has one.
-    #[inline]
-    fn arm_default(&self, entry: &TaskEntry, ticket: Ticket) {
-        if entry.timeout_ms > 0 {
-            self.arm_deadline(
-                ticket,
-                Instant::now() + Duration::from_millis(entry.timeout_ms),
-            );
-        }
-    }
-
-    /// The caller is done with a call (took its outcome).
-    pub(crate) fn finish_call(&self, ticket: Ticket) {
-        self.table.release(ticket);
-    }
-}
-
-/// Times out calls as their deadlines pass, until the pool is gone and no
-/// deadline is pending.
-fn watchdog_loop(table: &CallTable) {
-    loop {
-        match table
-            .deadlines
-            .wait_next(|| table.nanos(Instant::now()), None)
-        {
-            Next::Expired(id) => table.expire(id),
-            Next::Woke => {}
-            Next::Stop => return,
-        }
-    }
-}
-
-impl Caller {
-    /// Sends a call of `entry` with `arg`; what `#[task]` methods call.
-    #[doc(hidden)]
-    #[inline]
-    pub fn __invoke<A: Serialize, R: DeserializeOwned>(
-        &self,
-        entry: &'static TaskEntry,
-        arg: &A,
-    ) -> Call<R> {
-        match self.send(entry, arg) {
-            Ok((ticket, inline)) => Call::in_flight(ticket, self.shared.clone(), inline),
-            Err(e) => Call::refused(e),
-        }
-    }
-
-    /// Calls a task by name (`"add"` or `"module::path::add"`) with any argument
-    /// type; the result type is the caller's to choose. Unknown names give
-    /// `CallError::UnknownTask`.
-    ///
-    /// ```
-    /// #[knit::task]
-    /// fn square(x: u64) -> u64 { x * x }
-    ///
-    /// let pool = knit::create_pool(knit::PoolOptions { threads: 1, ..Default::default() }).unwrap();
-    /// assert_eq!(pool.call.by_name::<u64, u64>("square", &9).wait(), Ok(81));
-    /// assert!(matches!(
-    ///     pool.call.by_name::<u64, u64>("no_such_task", &9).wait(),
-    ///     Err(knit::CallError::UnknownTask(_))
-    /// ));
-    /// ```
-    pub fn by_name<A: Serialize, R: DeserializeOwned>(&self, name: &str, arg: &A) -> Call<R> {
-        match self.shared.registry.find(name) {
-            Some(entry) => self.__invoke(entry, arg),
-            None => Call::refused(CallError::UnknownTask(name.to_string())),
-        }
-    }
-
-    fn send<A: Serialize>(
-        &self,
-        entry: &'static TaskEntry,
-        arg: &A,
-    ) -> Result<(Ticket, bool), CallError> {
-        let shared = &*self.shared;
-        if shared.closed.load(Ordering::Acquire) {
-            return Err(CallError::Closed);
-        }
-        let len = codec::encoded_len(arg)?;
-        if len > shared.max_payload {
-            return Err(PayloadError::TooLarge {
-                len,
-                max: shared.max_payload,
-            }
-            .into());
-        }
-        let sent = match shared.pick(entry) {
-            Route::Inline(inline) => {
-                let ticket = shared.alloc_anywhere()?;
-                shared.arm_default(entry, ticket);
-                let mut input = vec![0u8; len];
-                match codec::encode_into(arg, &mut input) {
-                    Ok(()) => {
-                        inline.push(InlineJob {
-                            ticket,
-                            entry,
-                            input,
-                        });
-                        return Ok((ticket, true));
-                    }
-                    Err(e) => (ticket, CallError::Payload(e)),
-                }
-            }
-            Route::Worker(lane) => {
-                let mut sender = lane.lock();
-                let ticket = match shared.table.alloc_cached(&mut sender.slots) {
-                    Some(t) => t,
-                    None => {
-                        drop(sender);
-                        let t = shared.alloc_anywhere()?;
-                        sender = lane.lock();
-                        t
-                    }
-                };
-                shared.arm_default(entry, ticket);
-                let mut env = Envelope {
-                    call_id: ticket.call_id(),
-                    task_id: entry.id,
-                    flags: 0,
-                };
-                let sent = sender.producer.send_with(
-                    env,
-                    len,
-                    |dst| {
-                        if codec::encode_into(arg, dst).is_err() {
-                            env.flags |= FLAG_ENCODE_FAILED;
-                        }
-                    },
-                    None,
-                );
-                match sent {
-                    Ok(()) => {
-                        lane.count_submitted();
-                        return Ok((ticket, false));
-                    }
-                    Err(TransportError::TooLarge { len, max }) => {
-                        (ticket, PayloadError::TooLarge { len, max }.into())
-                    }
-                    Err(_) => (ticket, CallError::Closed),
-                }
-            }
-        };
-        // Never sent: nobody else knows this ticket.
-        let (ticket, error) = sent;
-        shared.table.discard(ticket);
-        Err(error)
-    }
-}
-
 impl Pool {
-    /// Stops accepting calls (later calls fail with `CallError::Closed`), lets
-    /// every call already accepted run to completion (they are drained, not
-    /// rejected), and joins the workers. Idempotent.
-    pub fn shutdown(&self) {
-        let shared = &self.call.shared;
+    fn shared(&self) -> &Arc<Shared> {
+        &self.call.shared
+    }
+
+    /// Stops accepting calls: later calls fail with `CallError::Closed`.
+    fn close(&self) {
+        let shared = self.shared();
         shared.closed.store(true, Ordering::Release);
         for lane in &shared.lanes {
             lane.close();
         }
-        if let Some(inline) = &shared.inline {
-            while inline.run_some(usize::MAX, &shared.table, shared.max_payload) > 0 {}
-        }
-        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
-        for w in workers {
-            let _ = w.join();
-        }
         shared.table.deadlines.stop();
+    }
+
+    /// Stops accepting calls (later calls fail with `CallError::Closed`), lets
+    /// every call already accepted run to completion (they are drained, not
+    /// rejected), and joins the workers. Idempotent. A lane replaced because it
+    /// got stuck is not waited for.
+    ///
+    /// ```
+    /// #[knit::task]
+    /// fn one() -> u8 { 1 }
+    ///
+    /// let pool = knit::create_pool(knit::PoolOptions { threads: 1, ..Default::default() }).unwrap();
+    /// let queued: Vec<_> = (0..100).map(|_| pool.call.one()).collect();
+    /// pool.shutdown();
+    /// assert!(queued.into_iter().all(|c| c.wait() == Ok(1)));
+    /// ```
+    pub fn shutdown(&self) {
+        self.close();
+        self.drain_inline();
+        for lane in &self.shared().lanes {
+            // A replaced lane's new worker is spawned with the lock held and the
+            // handle swapped under it; take whatever is current each time.
+            while let Some(handle) = lane.take_handle() {
+                let _ = handle.join();
+            }
+        }
+    }
+
+    /// Stops accepting calls and settles every call not yet finished with
+    /// `CallError::Closed` at once: queued calls never run, running tasks see
+    /// `TaskCx::has_aborted()` and their results are dropped. Does not wait for
+    /// running tasks to return.
+    ///
+    /// ```
+    /// #[knit::task]
+    /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
+    ///
+    /// let pool = knit::create_pool(knit::PoolOptions { threads: 1, ..Default::default() }).unwrap();
+    /// let calls: Vec<_> = (0..5).map(|_| pool.call.nap(50)).collect();
+    /// pool.shutdown_now();
+    /// assert!(calls.into_iter().all(|c| c.wait() == Err(knit::CallError::Closed)));
+    /// ```
+    pub fn shutdown_now(&self) {
+        self.close();
+        self.reject_pending();
+    }
+
+    /// Like [`Pool::shutdown`], but waits at most `limit` for accepted calls
+    /// to finish; whatever is left is then settled as by
+    /// [`Pool::shutdown_now`]. Returns whether everything finished in time.
+    pub fn shutdown_timeout(&self, limit: Duration) -> bool {
+        let until = Instant::now() + limit;
+        self.close();
+        self.drain_inline();
+        let shared = self.shared();
+        loop {
+            let done = shared.lanes.iter().all(|lane| {
+                let handle = lane.handle.lock().unwrap_or_else(|e| e.into_inner());
+                handle.as_ref().is_none_or(|h| h.is_finished())
+            });
+            if done {
+                for lane in &shared.lanes {
+                    if let Some(h) = lane.take_handle() {
+                        let _ = h.join();
+                    }
+                }
+                return true;
+            }
+            if Instant::now() >= until {
+                self.reject_pending();
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    fn drain_inline(&self) {
+        let shared = self.shared();
+        if let Some(inline) = &shared.inline {
+            while inline.run_some(usize::MAX, shared) > 0 {}
+        }
+    }
+
+    /// Settles every queued and running call with `Closed`.
+    fn reject_pending(&self) {
+        let shared = self.shared();
+        let closed = |t: Ticket| {
+            shared.table.settle_early(t, CallError::Closed, true);
+        };
+        for lane in &shared.lanes {
+            let mut sender = lane.lock();
+            if let Some(t) = sender.status.current() {
+                closed(t);
+            }
+            let _ = sender
+                .producer
+                .salvage(|frame| closed(Ticket::from_call_id(frame.envelope().call_id)));
+        }
+        if let Some(inline) = &shared.inline {
+            for t in inline.take_all() {
+                closed(t);
+            }
+        }
     }
 
     /// Worker lanes (not counting the inline lane).
     pub fn threads(&self) -> usize {
-        self.call.shared.lanes.len()
+        self.shared().lanes.len()
     }
 
     /// Calls finished per lane, in the balancer's lane order (the inline lane,
     /// if any, at its configured position).
     pub fn completed_per_lane(&self) -> Vec<u64> {
-        let shared = &self.call.shared;
+        let shared = self.shared();
         (0..shared.lane_count())
             .map(|i| match shared.route(i) {
                 Route::Worker(l) => l.completed(),
@@ -444,18 +257,67 @@ impl Pool {
             })
             .collect()
     }
+
+    /// A snapshot of the pool's counters (see [`PoolStats`]).
+    pub fn stats(&self) -> PoolStats {
+        let shared = self.shared();
+        let lanes = &shared.lanes;
+        let (completed, failed) = stats::sum(
+            lanes
+                .iter()
+                .map(|l| &l.outcomes)
+                .chain([&shared.stats.outcomes, &shared.table.early]),
+        );
+        let accepted: u64 = lanes.iter().map(|l| l.accepted()).sum::<u64>()
+            + shared
+                .inline
+                .as_ref()
+                .map_or(0, |i| i.submitted.load(Ordering::Relaxed));
+        let refused = shared.stats.refused.load(Ordering::Relaxed);
+        let settled = (completed + failed.total()).saturating_sub(refused);
+        let in_flight = accepted.saturating_sub(settled);
+        let running = lanes
+            .iter()
+            .filter(|l| l.lock().status.current().is_some())
+            .count() as u64;
+        let timing = |pick: fn(&ThreadLane) -> &Histogram| {
+            shared
+                .timing
+                .then(|| Histogram::percentiles(lanes.iter().map(pick)))
+                .flatten()
+        };
+        PoolStats {
+            completed,
+            failed,
+            in_flight,
+            queued: in_flight.saturating_sub(running),
+            lanes: lanes
+                .iter()
+                .map(|l| LaneStats {
+                    calls: l.completed(),
+                    busy: Duration::from_nanos(l.busy.load(Ordering::Relaxed)),
+                    restarts: l.restarts.load(Ordering::Relaxed),
+                })
+                .collect(),
+            wait: timing(|l| &l.wait),
+            run: timing(|l| &l.run),
+            stuck_lanes: shared.stats.stuck_lanes.load(Ordering::Relaxed),
+            lost_workers: shared.stats.lost_workers.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl Drop for Pool {
-    /// Closes the pool without waiting for running tasks: queued calls still run
-    /// on the (detached) workers, which exit once their lanes are drained.
+    /// Closes the pool. With `drop_grace` zero (the default) it does not wait:
+    /// queued calls still run on the detached workers, which exit once their
+    /// lanes are drained. Otherwise it waits up to `drop_grace` for them, then
+    /// settles the rest with `CallError::Closed`.
     fn drop(&mut self) {
-        let shared = &self.call.shared;
-        shared.closed.store(true, Ordering::Release);
-        for lane in &shared.lanes {
-            lane.close();
+        if self.drop_grace.is_zero() {
+            self.close();
+        } else {
+            self.shutdown_timeout(self.drop_grace);
         }
-        shared.table.deadlines.stop();
     }
 }
 
@@ -463,13 +325,7 @@ impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
             .field("threads", &self.threads())
-            .field("closed", &self.call.shared.closed.load(Ordering::Relaxed))
+            .field("closed", &self.shared().closed.load(Ordering::Relaxed))
             .finish()
-    }
-}
-
-impl std::fmt::Debug for Caller {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Caller").finish_non_exhaustive()
     }
 }

@@ -25,8 +25,10 @@ use std::time::{Duration, Instant};
 use knit_transport::futex::{FutexWord, Sharing};
 use knit_transport::FlagBitmap;
 
+use crate::admission::Admission;
 use crate::deadline::Deadlines;
 use crate::error::CallError;
+use crate::stats::{Counters, FailureKind};
 
 /// A thread sleeps on the state word.
 const PARKED: u32 = 1;
@@ -126,6 +128,9 @@ struct Slot {
 struct SlotExtra {
     /// Written by the early settler that claimed the call.
     early: UnsafeCell<Option<CallError>>,
+    /// When the call was made, in nanoseconds since the table's epoch (only
+    /// recorded when the pool times calls).
+    enqueued: AtomicU64,
     waker: Mutex<Option<Waker>>,
     /// The call's deadline in nanoseconds since the table's epoch; 0: none.
     deadline: AtomicU64,
@@ -156,6 +161,11 @@ pub(crate) struct CallTable {
     epoch: Instant,
     /// Deadlines of calls in flight, for the watchdog.
     pub(crate) deadlines: Deadlines,
+    /// Outcomes of calls settled early (each counted by the settler that won).
+    pub(crate) early: Counters,
+    /// `max_queue`, if set: a place is taken per call sent, given back when it
+    /// settles.
+    pub(crate) admission: Option<Admission>,
 }
 
 // SAFETY: the `UnsafeCell`s are written only by the party the state word grants
@@ -165,7 +175,10 @@ pub(crate) struct CallTable {
 unsafe impl Sync for CallTable {}
 
 impl CallTable {
-    pub(crate) fn new(capacity: usize) -> Result<Self, knit_transport::TransportError> {
+    pub(crate) fn new(
+        capacity: usize,
+        admission: Option<Admission>,
+    ) -> Result<Self, knit_transport::TransportError> {
         assert!(capacity > 0 && capacity < NIL as usize);
         let slots: Box<[Slot]> = (0..capacity)
             .map(|i| Slot {
@@ -177,6 +190,7 @@ impl CallTable {
         let extras = (0..capacity)
             .map(|_| SlotExtra {
                 early: UnsafeCell::new(None),
+                enqueued: AtomicU64::new(0),
                 waker: Mutex::new(None),
                 deadline: AtomicU64::new(0),
             })
@@ -188,6 +202,8 @@ impl CallTable {
             free_head: AtomicU64::new(0),
             epoch: Instant::now(),
             deadlines: Deadlines::new(),
+            early: Counters::new(),
+            admission,
         })
     }
 
@@ -423,6 +439,9 @@ impl CallTable {
     /// if it made the slot free-able.
     fn after(&self, t: Ticket, old: u32, new: u32) {
         if new & DONE != 0 && old & DONE == 0 {
+            if let Some(admission) = &self.admission {
+                admission.release();
+            }
             if new & PARKED != 0 {
                 self.slots[t.index as usize]
                     .state
@@ -456,8 +475,8 @@ impl CallTable {
     }
 
     /// The runner that claimed `t` hands over its outcome (dropped if the call
-    /// was settled early meanwhile).
-    pub(crate) fn finish(&self, t: Ticket, outcome: Outcome) {
+    /// was settled early meanwhile). Returns whether this outcome is the call's.
+    pub(crate) fn finish(&self, t: Ticket, outcome: Outcome) -> bool {
         // SAFETY: this runner holds the RUNNING claim for `t` and has not set
         // RESULT, so it alone may write `outcome`, and nobody reads it before the
         // DONE this runner sets below (or ever, if an early settler got there).
@@ -476,6 +495,17 @@ impl CallTable {
         let (old, new) =
             done.expect("a claimed call keeps its generation until its runner finishes");
         self.after(t, old, new);
+        old & EARLY == 0
+    }
+
+    /// The runner that claimed `t` will never finish it (its thread died after
+    /// the call was settled early): release its claim so the slot can be freed.
+    pub(crate) fn abandon_run(&self, t: Ticket) {
+        if let Some((old, new)) =
+            self.transition(t, |_| RESULT, |s| s & RUNNING != 0 && s & EARLY != 0)
+        {
+            self.after(t, old, new);
+        }
     }
 
     /// Settles `t` with `error` unless it already has an outcome; raises its abort
@@ -483,6 +513,7 @@ impl CallTable {
     /// whether it was running.
     pub(crate) fn settle_early(&self, t: Ticket, error: CallError, abort: bool) -> Option<bool> {
         let (claimed, _) = self.transition(t, |_| EARLY, |s| s & (EARLY | DONE) == 0)?;
+        self.early.settled(Some(FailureKind::of(&error)));
         // SAFETY: this party won the EARLY claim, so it alone writes `early`, and
         // the caller reads it only after the DONE set below.
         unsafe { *self.extras[t.index as usize].early.get() = Some(error) };
@@ -519,10 +550,14 @@ impl CallTable {
         taken.expect("a settled call holds its outcome until the caller takes it")
     }
 
-    /// Frees a ticket that was never sent (nobody else knows it).
+    /// Frees a ticket that was never sent (nobody else knows it), giving back
+    /// its `max_queue` place.
     pub(crate) fn discard(&self, t: Ticket) {
+        if let Some(admission) = &self.admission {
+            admission.release();
+        }
         let s = self.word(t.index).load(Ordering::Acquire);
-        debug_assert_eq!(s, t.gen << GEN_SHIFT);
+        debug_assert_eq!(generation(s), t.gen);
         self.free(t.index, s);
     }
 
@@ -658,6 +693,20 @@ impl CallTable {
         if (t.index as usize) < self.slots.len() {
             self.settle_early(t, CallError::Timeout, true);
         }
+    }
+
+    /// Records when `t` was made (for the wait-time histogram).
+    pub(crate) fn stamp_enqueued(&self, t: Ticket, at: Instant) {
+        self.extras[t.index as usize]
+            .enqueued
+            .store(self.nanos(at), Ordering::Relaxed);
+    }
+
+    /// When `t` was made, if stamped.
+    pub(crate) fn enqueued(&self, t: Ticket) -> u64 {
+        self.extras[t.index as usize]
+            .enqueued
+            .load(Ordering::Relaxed)
     }
 
     /// `t`'s deadline, if it has one.

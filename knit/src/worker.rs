@@ -1,16 +1,17 @@
 //! A worker thread: drains its lane's requests, runs each task, settles its call.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
-use crossbeam_utils::CachePadded;
 use knit_transport::{Frame, TransportError, WorkerEnd};
 
 use crate::cx::TaskCx;
 use crate::error::{CallError, PayloadError};
-use crate::registry::Registry;
+use crate::lane::{ThreadLane, WorkerStatus};
 use crate::run::run_task;
-use crate::table::{CallTable, Outcome, Ticket};
+use crate::shared::{LaneCause, Shared};
+use crate::stats::FailureKind;
+use crate::table::{Outcome, Ticket};
 
 /// Request flag: the caller's encoder failed after the size was reserved.
 pub(crate) const FLAG_ENCODE_FAILED: u32 = 1;
@@ -19,22 +20,25 @@ pub(crate) const FLAG_ENCODE_FAILED: u32 = 1;
 const DRAIN_BATCH: usize = 32;
 
 pub(crate) struct WorkerContext {
-    pub registry: Arc<Registry>,
-    pub table: Arc<CallTable>,
-    pub max_payload: usize,
-    /// This lane's index in the balancer's numbering.
-    pub lane: usize,
-    /// Calls this lane finished or skipped (only this worker writes it).
-    pub completed: Arc<CachePadded<AtomicU64>>,
+    pub shared: Arc<Shared>,
+    /// Index into the pool's worker lanes.
+    pub index: usize,
+    /// This lane's number in the balancer's numbering (what `TaskCx` reports).
+    pub number: usize,
+    pub status: Arc<WorkerStatus>,
+    /// Which of the lane's workers this is.
+    pub generation: u64,
 }
 
 pub(crate) fn worker_loop(mut end: WorkerEnd, cx: WorkerContext) {
+    let watch = DeathWatch { cx: &cx };
     // Reused for every result, so small results cost no allocation.
     let mut scratch = Vec::new();
+    let lane = &cx.shared.lanes[cx.index];
     loop {
         match end
             .requests
-            .drain(DRAIN_BATCH, |frame| handle(&cx, &mut scratch, frame))
+            .drain(DRAIN_BATCH, |frame| handle(&cx, lane, &mut scratch, frame))
         {
             // Nothing waiting: sleep until there is, or until the lane closes
             // (the next drain then reports `Closed` once the ring is empty).
@@ -42,49 +46,82 @@ pub(crate) fn worker_loop(mut end: WorkerEnd, cx: WorkerContext) {
                 end.requests.wait(None);
             }
             Ok(_) => {}
-            Err(TransportError::Closed) => return,
+            Err(TransportError::Closed) => break,
             Err(e) => {
                 // A corrupt ring cannot be trusted again; the calls in it are lost to
                 // this lane. In-process rings are only written by knit itself, so this
                 // is a bug, reported loudly.
                 eprintln!("knit: worker lane stopped: {e}");
-                return;
+                break;
             }
         }
     }
+    std::mem::forget(watch);
 }
 
-fn handle(cx: &WorkerContext, scratch: &mut Vec<u8>, frame: Frame<'_>) {
+fn handle(cx: &WorkerContext, lane: &ThreadLane, scratch: &mut Vec<u8>, frame: Frame<'_>) {
     let env = frame.envelope();
     let ticket = Ticket::from_call_id(env.call_id);
-    // A call cancelled or timed out while queued is skipped: it never runs.
-    if cx.table.claim_run(ticket) {
-        let outcome = if env.flags & FLAG_ENCODE_FAILED != 0 {
-            Outcome::Failed(CallError::Payload(PayloadError::Encode(
-                "the argument's Serialize impl failed while writing".into(),
-            )))
-        } else {
-            match cx.registry.get(env.task_id) {
-                Some(entry) => {
-                    let task_cx = TaskCx::new(&cx.table, ticket, cx.lane);
-                    run_task(entry, frame.payload(), scratch, cx.max_payload, &task_cx)
-                }
-                None => {
-                    Outcome::Failed(CallError::UnknownTask(format!("id {:#018x}", env.task_id)))
-                }
-            }
-        };
-        count(&cx.completed);
-        cx.table.finish(ticket, outcome);
+    let table = &cx.shared.table;
+    // A call cancelled, timed out or claimed elsewhere is skipped: it never runs
+    // here.
+    if !table.claim_run(ticket) {
+        lane.count_completed(&cx.status);
+        return;
+    }
+    cx.status.start(ticket);
+    let started = cx.shared.timing.then(Instant::now);
+    let outcome = if env.flags & FLAG_ENCODE_FAILED != 0 {
+        Outcome::Failed(CallError::Payload(PayloadError::Encode(
+            "the argument's Serialize impl failed while writing".into(),
+        )))
     } else {
-        count(&cx.completed);
+        match cx.shared.registry.get(env.task_id) {
+            Some(entry) => {
+                let task_cx = TaskCx::new(table, ticket, cx.number);
+                run_task(
+                    entry,
+                    frame.payload(),
+                    scratch,
+                    cx.shared.max_payload,
+                    &task_cx,
+                )
+            }
+            None => Outcome::Failed(CallError::UnknownTask(format!("id {:#018x}", env.task_id))),
+        }
+    };
+    if let Some(started) = started {
+        lane.record_timing(&cx.shared, ticket, started);
+    }
+    // Idle before finishing: the watchdog reads a call's deadline only while
+    // its slot cannot be recycled.
+    cx.status.stop();
+    // Counted before settling: a caller that sees its result then also sees the
+    // lane as no longer busy with it (balancers rely on that).
+    lane.count_completed(&cx.status);
+    let kind = outcome.error().map(FailureKind::of);
+    if table.finish(ticket, outcome) {
+        lane.count_outcome(&cx.shared, &cx.status, kind);
     }
 }
 
-/// Counts a finished call before settling it: a caller that sees its result
-/// then also sees the lane as no longer busy with it (balancers rely on that).
-#[inline]
-fn count(completed: &AtomicU64) {
-    let done = completed.load(Ordering::Relaxed) + 1;
-    completed.store(done, Ordering::Release);
+/// Runs when a worker thread unwinds past its loop (a panic no `catch_unwind`
+/// stopped, such as a panic payload whose `Drop` panics): the call it was
+/// running fails with `WorkerLost`, and the lane gets a new worker, which takes
+/// over the calls still queued.
+struct DeathWatch<'a> {
+    cx: &'a WorkerContext,
+}
+
+impl Drop for DeathWatch<'_> {
+    fn drop(&mut self) {
+        let cx = self.cx;
+        if let Some(ticket) = cx.status.current() {
+            let table = &cx.shared.table;
+            table.settle_early(ticket, CallError::WorkerLost, true);
+            table.abandon_run(ticket);
+        }
+        cx.shared
+            .replace_lane(cx.index, cx.generation, LaneCause::WorkerDied);
+    }
 }

@@ -1,0 +1,204 @@
+//! `Caller`: turning `pool.call.<task>(arg)` into a call in flight.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use knit_transport::{Envelope, TransportError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::call::Call;
+use crate::codec;
+use crate::error::{CallError, PayloadError};
+use crate::inline::InlineJob;
+use crate::registry::TaskEntry;
+use crate::shared::{Route, Shared};
+use crate::table::Ticket;
+use crate::worker::FLAG_ENCODE_FAILED;
+
+/// How long a sender waits on a full lane before letting go of its lock and
+/// trying again (so a lane being replaced is never blocked by a sender).
+const FULL_LANE_RETRY: Duration = Duration::from_millis(1);
+
+/// The handle `#[task]` methods hang off: `pool.call.<task>(arg)`.
+///
+/// ```
+/// #[knit::task]
+/// fn hello() -> String { "hello".into() }
+///
+/// let pool = knit::create_pool(knit::PoolOptions { threads: 1, ..Default::default() }).unwrap();
+/// assert_eq!(pool.call.hello().wait().unwrap(), "hello");
+/// ```
+#[derive(Clone)]
+pub struct Caller {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Caller {
+    /// Sends a call of `entry` with `arg`; what `#[task]` methods call.
+    #[doc(hidden)]
+    #[inline]
+    pub fn __invoke<A: Serialize, R: DeserializeOwned>(
+        &self,
+        entry: &'static TaskEntry,
+        arg: &A,
+    ) -> Call<R> {
+        match self.send(entry, arg) {
+            Ok((ticket, inline)) => Call::in_flight(ticket, self.shared.clone(), inline),
+            Err(e) => Call::refused(self.shared.stats.refuse(e)),
+        }
+    }
+
+    /// Calls a task by name (`"add"` or `"module::path::add"`) with any argument
+    /// type; the result type is the caller's to choose. Unknown names give
+    /// `CallError::UnknownTask`.
+    ///
+    /// ```
+    /// #[knit::task]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// let pool = knit::create_pool(knit::PoolOptions { threads: 1, ..Default::default() }).unwrap();
+    /// assert_eq!(pool.call.by_name::<u64, u64>("square", &9).wait(), Ok(81));
+    /// assert!(matches!(
+    ///     pool.call.by_name::<u64, u64>("no_such_task", &9).wait(),
+    ///     Err(knit::CallError::UnknownTask(_))
+    /// ));
+    /// ```
+    pub fn by_name<A: Serialize, R: DeserializeOwned>(&self, name: &str, arg: &A) -> Call<R> {
+        match self.shared.registry.find(name) {
+            Some(entry) => self.__invoke(entry, arg),
+            None => Call::refused(
+                self.shared
+                    .stats
+                    .refuse(CallError::UnknownTask(name.to_string())),
+            ),
+        }
+    }
+
+    fn send<A: Serialize>(
+        &self,
+        entry: &'static TaskEntry,
+        arg: &A,
+    ) -> Result<(Ticket, bool), CallError> {
+        let shared = &self.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(CallError::Closed);
+        }
+        let len = codec::encoded_len(arg)?;
+        if len > shared.max_payload {
+            return Err(PayloadError::TooLarge {
+                len,
+                max: shared.max_payload,
+            }
+            .into());
+        }
+        if let Some(admission) = &shared.table.admission {
+            admission.acquire()?;
+        }
+        let (ticket, error) = match shared.pick(entry) {
+            Route::Inline(inline) => {
+                let ticket = match shared.alloc_anywhere() {
+                    Ok(t) => t,
+                    Err(e) => return Err(self.give_back_place(e)),
+                };
+                self.prepare(entry, ticket);
+                let mut input = vec![0u8; len];
+                match codec::encode_into(arg, &mut input) {
+                    Ok(()) => {
+                        inline.push(InlineJob {
+                            ticket,
+                            entry,
+                            input,
+                        });
+                        return Ok((ticket, true));
+                    }
+                    Err(e) => (ticket, CallError::Payload(e)),
+                }
+            }
+            Route::Worker(lane) => {
+                let mut sender = lane.lock();
+                let ticket = match shared.table.alloc_cached(&mut sender.slots) {
+                    Some(t) => t,
+                    None => {
+                        drop(sender);
+                        let t = match shared.alloc_anywhere() {
+                            Ok(t) => t,
+                            Err(e) => return Err(self.give_back_place(e)),
+                        };
+                        sender = lane.lock();
+                        t
+                    }
+                };
+                self.prepare(entry, ticket);
+                let mut env = Envelope {
+                    call_id: ticket.call_id(),
+                    task_id: entry.id,
+                    flags: 0,
+                };
+                let sent = loop {
+                    let sent = sender.producer.send_with(
+                        env,
+                        len,
+                        |dst| {
+                            if codec::encode_into(arg, dst).is_err() {
+                                env.flags |= FLAG_ENCODE_FAILED;
+                            }
+                        },
+                        Some(Instant::now() + FULL_LANE_RETRY),
+                    );
+                    if !matches!(sent, Err(TransportError::Full)) {
+                        break sent;
+                    }
+                    // The lane stayed full: let go of it for a moment (its
+                    // worker may be dying and need the lock to be replaced).
+                    drop(sender);
+                    std::thread::yield_now();
+                    sender = lane.lock();
+                };
+                match sent {
+                    Ok(()) => {
+                        lane.count_submitted();
+                        return Ok((ticket, false));
+                    }
+                    Err(TransportError::TooLarge { len, max }) => {
+                        (ticket, PayloadError::TooLarge { len, max }.into())
+                    }
+                    Err(_) => (ticket, CallError::Closed),
+                }
+            }
+        };
+        // Never sent: nobody else knows this ticket.
+        shared.table.discard(ticket);
+        Err(error)
+    }
+
+    /// Gives back the `max_queue` place of a call that got no slot.
+    fn give_back_place(&self, e: CallError) -> CallError {
+        if let Some(admission) = &self.shared.table.admission {
+            admission.release();
+        }
+        e
+    }
+
+    /// Stamps and arms a call about to be sent (timing, the task's default budget).
+    #[inline]
+    fn prepare(&self, entry: &TaskEntry, ticket: Ticket) {
+        let shared = &self.shared;
+        if shared.timing || entry.timeout_ms > 0 {
+            let now = Instant::now();
+            if shared.timing {
+                shared.table.stamp_enqueued(ticket, now);
+            }
+            if entry.timeout_ms > 0 {
+                shared.arm_deadline(ticket, now + Duration::from_millis(entry.timeout_ms));
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller").finish_non_exhaustive()
+    }
+}

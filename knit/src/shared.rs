@@ -1,0 +1,345 @@
+//! State shared by a pool, its `Caller`, every `Call` and every worker:
+//! routing, the inline lane, deadlines, and replacing a lane's worker.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Once, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use core_affinity::CoreId;
+use knit_transport::{Consumer, LaneConfig, LaneRegion, Producer, TransportError, WorkerEnd};
+
+use crate::balance::{Balancer, Router};
+use crate::deadline::Next;
+use crate::error::CallError;
+use crate::inline::InlineLane;
+use crate::lane::{ThreadLane, WorkerStatus};
+use crate::registry::{Registry, TaskEntry};
+use crate::stats::PoolCounters;
+use crate::table::{CallTable, Ticket};
+use crate::worker::{worker_loop, WorkerContext};
+
+/// Why a lane gets a new worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LaneCause {
+    /// The worker thread unwound past its loop.
+    WorkerDied,
+    /// The running task overran its budget by more than `hard_timeout`.
+    Stuck,
+}
+
+pub(crate) struct Shared {
+    pub lanes: Vec<ThreadLane>,
+    pub inline: Option<InlineLane>,
+    /// Index of the inline lane in the balancer's view (lanes are numbered
+    /// worker lanes first, with the inline lane inserted here).
+    pub inline_index: usize,
+    pub registry: Registry,
+    pub table: Arc<CallTable>,
+    /// Starts the watchdog thread the first time it is needed.
+    watchdog: Once,
+    pub router: Router,
+    pub balancer: Balancer,
+    pub closed: AtomicBool,
+    pub caller_spin: Duration,
+    pub max_payload: usize,
+    pub lane_config: LaneConfig,
+    /// Cores to pin workers to (empty: no pinning).
+    pub cores: Vec<CoreId>,
+    pub hard_timeout: Option<Duration>,
+    /// Whether calls are timed (wait/run histograms, busy time).
+    pub timing: bool,
+    pub stats: PoolCounters,
+}
+
+/// Where a call goes.
+pub(crate) enum Route<'a> {
+    Worker(&'a ThreadLane),
+    Inline(&'a InlineLane),
+}
+
+impl Shared {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        lanes: Vec<ThreadLane>,
+        inline: Option<InlineLane>,
+        inline_index: usize,
+        registry: Registry,
+        table: CallTable,
+        balancer: Balancer,
+        caller_spin: Duration,
+        max_payload: usize,
+        lane_config: LaneConfig,
+        cores: Vec<CoreId>,
+        hard_timeout: Option<Duration>,
+        timing: bool,
+    ) -> Self {
+        Shared {
+            lanes,
+            inline,
+            inline_index,
+            registry,
+            table: Arc::new(table),
+            watchdog: Once::new(),
+            router: Router::new(),
+            balancer,
+            closed: AtomicBool::new(false),
+            caller_spin,
+            max_payload,
+            lane_config,
+            cores,
+            hard_timeout,
+            timing,
+            stats: PoolCounters::new(),
+        }
+    }
+
+    pub(crate) fn lane_count(&self) -> usize {
+        self.lanes.len() + self.inline.is_some() as usize
+    }
+
+    /// Worker lane `i`'s number in the balancer's view.
+    pub(crate) fn lane_number(&self, i: usize) -> usize {
+        if self.inline.is_some() && i >= self.inline_index {
+            i + 1
+        } else {
+            i
+        }
+    }
+
+    pub(crate) fn route(&self, index: usize) -> Route<'_> {
+        match &self.inline {
+            Some(inline) if index == self.inline_index => Route::Inline(inline),
+            Some(_) if index > self.inline_index => Route::Worker(&self.lanes[index - 1]),
+            _ => Route::Worker(&self.lanes[index]),
+        }
+    }
+
+    fn load(&self, index: usize) -> usize {
+        match self.route(index) {
+            Route::Worker(l) => l.in_flight(),
+            Route::Inline(l) => l.in_flight(),
+        }
+    }
+
+    fn total_in_flight(&self) -> usize {
+        (0..self.lane_count()).map(|i| self.load(i)).sum()
+    }
+
+    pub(crate) fn pick(&self, entry: &TaskEntry) -> Route<'_> {
+        let count = self.lane_count();
+        if count == 1 {
+            return self.route(0);
+        }
+        let inline_ok = match &self.inline {
+            Some(inline) => {
+                entry.inline_safe && self.total_in_flight() >= inline.dispatch_threshold
+            }
+            None => false,
+        };
+        let is_inline = |i: usize| self.inline.is_some() && i == self.inline_index;
+        let eligible = |i: usize| inline_ok || !is_inline(i);
+        let index = self
+            .router
+            .pick(&self.balancer, count, |i| self.load(i), eligible, is_inline);
+        self.route(index)
+    }
+
+    /// Runs inline-lane jobs (in order) until `ticket` is settled.
+    pub(crate) fn run_inline_until(&self, ticket: Ticket) {
+        if let Some(inline) = &self.inline {
+            while !self.table.is_done(ticket) && inline.run_some(1, self) > 0 {}
+        }
+    }
+
+    /// Lets a waiting thread run a batch of inline jobs; returns whether it ran any.
+    pub(crate) fn help_inline(&self) -> bool {
+        match &self.inline {
+            Some(inline) => inline.run_some(inline.batch_size, self) > 0,
+            None => false,
+        }
+    }
+
+    /// Takes a call slot from the shared free list, first returning every
+    /// lane's private cache to it if it is empty (the table is nearly full).
+    pub(crate) fn alloc_anywhere(&self) -> Result<Ticket, CallError> {
+        if let Some(t) = self.table.alloc() {
+            return Ok(t);
+        }
+        for lane in &self.lanes {
+            self.table.return_cache(&mut lane.lock().slots);
+        }
+        self.table.alloc().ok_or(CallError::TooManyInFlight {
+            limit: self.table.capacity(),
+        })
+    }
+
+    /// The caller is done with a call (took its outcome).
+    pub(crate) fn finish_call(&self, ticket: Ticket) {
+        self.table.release(ticket);
+    }
+
+    /// Gives a call a deadline, starting the watchdog that enforces it if needed.
+    pub(crate) fn arm_deadline(self: &Arc<Self>, ticket: Ticket, at: Instant) {
+        self.start_watchdog();
+        self.table.arm(ticket, at);
+    }
+
+    /// Starts the watchdog thread (once): it times calls out at their deadlines
+    /// and, with `hard_timeout`, replaces stuck lanes.
+    pub(crate) fn start_watchdog(self: &Arc<Self>) {
+        self.watchdog.call_once(|| {
+            let table = self.table.clone();
+            let shared = Arc::downgrade(self);
+            let tick = self
+                .hard_timeout
+                .map(|h| (h / 4).clamp(Duration::from_millis(1), Duration::from_millis(100)));
+            // If the thread cannot start, deadlines are not enforced; waiting
+            // still works, so this degrades instead of failing the call.
+            let _ = std::thread::Builder::new()
+                .name("knit-watchdog".into())
+                .spawn(move || watchdog_loop(&table, &shared, tick));
+        });
+    }
+
+    /// A fresh lane region: the request producer, the worker's end, and the
+    /// (unused by thread lanes) response consumer that keeps the region open.
+    pub(crate) fn open_lane(&self) -> Result<(Producer, WorkerEnd, Consumer), TransportError> {
+        let region = LaneRegion::anonymous(&self.lane_config)?;
+        let host = region.host_end()?;
+        let worker_end = region.worker_end()?;
+        Ok((host.requests, worker_end, host.responses))
+    }
+
+    /// Starts worker `generation` of lane `index` on `end`.
+    pub(crate) fn spawn_worker(
+        self: &Arc<Self>,
+        index: usize,
+        end: WorkerEnd,
+        responses: Consumer,
+        status: Arc<WorkerStatus>,
+        generation: u64,
+    ) -> std::io::Result<JoinHandle<()>> {
+        let core = (!self.cores.is_empty()).then(|| self.cores[(index + 1) % self.cores.len()]);
+        let cx = WorkerContext {
+            shared: self.clone(),
+            index,
+            number: self.lane_number(index),
+            status,
+            generation,
+        };
+        std::thread::Builder::new()
+            .name(format!("knit-worker-{index}"))
+            .spawn(move || {
+                if let Some(core) = core {
+                    core_affinity::set_for_current(core);
+                }
+                // Thread lanes settle calls in place; the response ring is unused,
+                // but its consumer keeps the region open while the worker runs.
+                let _responses = responses;
+                worker_loop(end, cx);
+            })
+    }
+
+    /// Gives lane `index` a new worker, if it still runs worker `generation`:
+    /// the calls queued on it move to the new worker's ring (each call is
+    /// claimed before it runs, so a call the old worker also gets to runs
+    /// once), and the old thread is detached.
+    pub(crate) fn replace_lane(self: &Arc<Self>, index: usize, generation: u64, cause: LaneCause) {
+        let lane = &self.lanes[index];
+        let mut sender = lane.lock();
+        if sender.generation != generation {
+            return;
+        }
+        let fresh = self.open_lane().and_then(|(producer, end, responses)| {
+            let status = Arc::new(WorkerStatus::new());
+            let handle = self
+                .spawn_worker(index, end, responses, status.clone(), generation + 1)
+                .map_err(TransportError::Io)?;
+            Ok((producer, status, handle))
+        });
+        let (producer, status, handle) = match fresh {
+            Ok(f) => f,
+            Err(e) => {
+                // Without a new worker the old ring stays as it is: a stuck lane
+                // may still recover; a dead one has lost its queue.
+                eprintln!("knit: cannot replace lane {index}: {e}");
+                return;
+            }
+        };
+        sender.status.retired.store(true, Ordering::Release);
+        sender.status = status;
+        sender.generation = generation + 1;
+        let mut old = std::mem::replace(&mut sender.producer, producer);
+        let mut moved = 0u64;
+        let salvaged = old.salvage(|frame| {
+            // The new ring has the old one's size, so everything fits; the new
+            // worker is already draining it besides.
+            if sender
+                .producer
+                .send(frame.envelope(), frame.payload())
+                .is_ok()
+            {
+                moved += 1;
+            }
+        });
+        if let Err(e) = salvaged {
+            eprintln!("knit: lane {index}: some queued calls could not be moved: {e}");
+        }
+        drop(old); // closes the old ring: a resumed old worker drains it and exits
+        if self.closed.load(Ordering::Acquire) {
+            sender.producer.region().close();
+        }
+        lane.reset_submitted(moved);
+        drop(lane.set_handle(handle)); // the old thread is detached
+        lane.restarts.fetch_add(1, Ordering::Relaxed);
+        match cause {
+            LaneCause::WorkerDied => &self.stats.lost_workers,
+            LaneCause::Stuck => &self.stats.stuck_lanes,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Replaces every lane whose running call overran its deadline by more
+    /// than `hard_timeout`.
+    fn replace_stuck_lanes(self: &Arc<Self>, hard_timeout: Duration) {
+        let now = Instant::now();
+        for (index, lane) in self.lanes.iter().enumerate() {
+            let (status, generation) = {
+                let sender = lane.lock();
+                (sender.status.clone(), sender.generation)
+            };
+            let Some(ticket) = status.current() else {
+                continue;
+            };
+            let Some(deadline) = self.table.deadline(ticket) else {
+                continue;
+            };
+            // Read again: the deadline belongs to `ticket` only if it still runs.
+            if now > deadline + hard_timeout && status.current() == Some(ticket) {
+                self.replace_lane(index, generation, LaneCause::Stuck);
+            }
+        }
+    }
+}
+
+/// Times out calls as their deadlines pass and replaces stuck lanes, until
+/// the pool is gone and no deadline is pending.
+fn watchdog_loop(table: &CallTable, shared: &Weak<Shared>, tick: Option<Duration>) {
+    loop {
+        match table
+            .deadlines
+            .wait_next(|| table.nanos(Instant::now()), tick)
+        {
+            Next::Expired(id) => table.expire(id),
+            Next::Woke => {
+                if let Some(hard) = tick.and_then(|_| shared.upgrade()) {
+                    if let Some(h) = hard.hard_timeout {
+                        hard.replace_stuck_lanes(h);
+                    }
+                }
+            }
+            Next::Stop => return,
+        }
+    }
+}
