@@ -63,8 +63,9 @@ impl InlineLane {
                     run_task(job.entry, &job.input, &mut scratch, shared.max_payload, &cx);
                 self.completed.fetch_add(1, Ordering::Release);
                 let kind = outcome.error().map(FailureKind::of);
-                if table.finish(job.ticket, outcome) {
-                    shared.stats.settled(kind);
+                shared.stats.settled(kind);
+                if !table.finish(job.ticket, outcome) {
+                    shared.stats.outcomes.unsettle(kind);
                 }
             } else {
                 self.completed.fetch_add(1, Ordering::Release);

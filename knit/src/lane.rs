@@ -122,19 +122,22 @@ impl ThreadLane {
         self.accepted.load(Ordering::Relaxed)
     }
 
-    /// Counts a delivered outcome: without a read-modify-write by the lane's
-    /// current worker, atomically by a retired one still finishing a call.
+    /// Counts an outcome about to be delivered (or, with `undo`, takes the
+    /// count back): without a read-modify-write by the lane's current worker,
+    /// atomically by a retired one still finishing a call.
     #[inline]
     pub(crate) fn count_outcome(
         &self,
         shared: &Shared,
         status: &WorkerStatus,
         kind: Option<FailureKind>,
+        undo: bool,
     ) {
-        if status.retired.load(Ordering::Relaxed) {
-            shared.stats.settled(kind);
-        } else {
-            self.outcomes.settled_by_owner(kind);
+        match (status.retired.load(Ordering::Relaxed), undo) {
+            (true, false) => shared.stats.outcomes.settled(kind),
+            (true, true) => shared.stats.outcomes.unsettle(kind),
+            (false, false) => self.outcomes.settled_by_owner(kind),
+            (false, true) => self.outcomes.unsettle_by_owner(kind),
         }
     }
 

@@ -74,6 +74,20 @@ impl Counters {
         c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
+    /// Takes back a count made just before the call turned out to be settled
+    /// by someone else (counting first keeps a caller that sees its result from
+    /// seeing stats without it).
+    pub(crate) fn unsettle(&self, kind: Option<FailureKind>) {
+        self.counter(kind).fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// [`Counters::unsettle`] for the single writer.
+    #[inline]
+    pub(crate) fn unsettle_by_owner(&self, kind: Option<FailureKind>) {
+        let c = self.counter(kind);
+        c.store(c.load(Ordering::Relaxed).wrapping_sub(1), Ordering::Relaxed);
+    }
+
     fn add_into(&self, ok: &mut u64, failed: &mut [u64; KINDS]) {
         *ok += self.ok.load(Ordering::Relaxed);
         for (sum, c) in failed.iter_mut().zip(&self.failed) {

@@ -99,9 +99,12 @@ fn handle(cx: &WorkerContext, lane: &ThreadLane, scratch: &mut Vec<u8>, frame: F
     // Counted before settling: a caller that sees its result then also sees the
     // lane as no longer busy with it (balancers rely on that).
     lane.count_completed(&cx.status);
+    // Counted before settling too (and taken back if the call turned out to
+    // be settled early), so stats read after a result include it.
     let kind = outcome.error().map(FailureKind::of);
-    if table.finish(ticket, outcome) {
-        lane.count_outcome(&cx.shared, &cx.status, kind);
+    lane.count_outcome(&cx.shared, &cx.status, kind, false);
+    if !table.finish(ticket, outcome) {
+        lane.count_outcome(&cx.shared, &cx.status, kind, true);
     }
 }
 

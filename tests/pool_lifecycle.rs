@@ -1,0 +1,262 @@
+//! Lane recovery, backpressure, shutdown variants and stats.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use knit::{create_pool, CallError, PoolOptions, QueuePolicy, TaskCx};
+
+/// A panic payload whose `Drop` panics: dropping it after `catch_unwind` kills
+/// the worker thread, the way a real escaped panic would.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("the panic payload exploded while being dropped");
+    }
+}
+
+#[knit::task]
+fn kill_worker() -> u64 {
+    std::panic::panic_any(Bomb)
+}
+
+#[knit::task]
+fn echo(x: u64) -> u64 {
+    x
+}
+
+/// Set to let `stubborn` calls return.
+static RELEASE_STUBBORN: AtomicBool = AtomicBool::new(false);
+static STUBBORN_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// Ignores its budget and its abort flag until the test releases it.
+#[knit::task(timeout_ms = 30)]
+fn stubborn(_: (), cx: &TaskCx) -> u64 {
+    STUBBORN_RUNS.fetch_add(1, Ordering::SeqCst);
+    let _ = cx.has_aborted();
+    while !RELEASE_STUBBORN.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    7
+}
+
+#[knit::task]
+fn nap(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+/// Liveness bound for waits that would hang forever if recovery failed (not a
+/// speed assertion: it is orders of magnitude above the expected time).
+const LIVENESS: Duration = Duration::from_secs(60);
+
+fn wait<T: serde::de::DeserializeOwned>(call: knit::Call<T>) -> Result<T, CallError> {
+    match call.wait_for(LIVENESS) {
+        Ok(r) => r,
+        Err(_) => panic!("a call did not settle within {LIVENESS:?}"),
+    }
+}
+
+#[test]
+fn a_dead_worker_loses_only_its_call_and_its_lane_restarts() {
+    let pool = create_pool(PoolOptions {
+        threads: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let before: Vec<_> = (0..50).map(|i| pool.call.echo(i)).collect();
+    let doomed = pool.call.kill_worker();
+    let after: Vec<_> = (100..300).map(|i| pool.call.echo(i)).collect();
+    for (i, c) in (0..50).zip(before) {
+        assert_eq!(wait(c), Ok(i));
+    }
+    assert_eq!(wait(doomed), Err(CallError::WorkerLost));
+    for (i, c) in (100..300).zip(after) {
+        assert_eq!(wait(c), Ok(i), "queued calls move to the new worker");
+    }
+    for i in 0..100 {
+        assert_eq!(wait(pool.call.echo(i)), Ok(i));
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.lost_workers, 1);
+    assert_eq!(stats.lanes[0].restarts, 1);
+    assert_eq!(stats.failed.worker_lost, 1);
+    assert_eq!(stats.completed, 350);
+    assert_eq!(stats.in_flight, 0);
+    pool.shutdown();
+}
+
+#[test]
+fn a_stuck_lane_is_replaced_and_its_queue_moves() {
+    let pool = create_pool(PoolOptions {
+        threads: 1,
+        hard_timeout: Some(Duration::from_millis(20)),
+        ..Default::default()
+    })
+    .unwrap();
+    let stuck = pool.call.stubborn(());
+    let queued: Vec<_> = (0..100).map(|i| pool.call.echo(i)).collect();
+    assert_eq!(wait(stuck), Err(CallError::Timeout));
+    // The stubborn task never returns until released below: these only
+    // settle because the lane got a new worker.
+    for (i, c) in (0..100).zip(queued) {
+        assert_eq!(wait(c), Ok(i));
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.stuck_lanes, 1);
+    assert_eq!(stats.lanes[0].restarts, 1);
+    assert_eq!(stats.failed.timeout, 1);
+    assert_eq!(STUBBORN_RUNS.load(Ordering::SeqCst), 1, "runs once");
+    RELEASE_STUBBORN.store(true, Ordering::SeqCst);
+    pool.shutdown(); // does not wait for the detached stuck thread
+}
+
+#[test]
+fn reject_policy_refuses_past_max_queue() {
+    let pool = create_pool(PoolOptions {
+        threads: 1,
+        max_queue: Some(3),
+        queue_policy: QueuePolicy::Reject,
+        ..Default::default()
+    })
+    .unwrap();
+    let held: Vec<_> = (0..3).map(|_| pool.call.nap(30)).collect();
+    assert_eq!(wait(pool.call.echo(1)), Err(CallError::QueueFull));
+    for c in held {
+        assert_eq!(wait(c), Ok(30));
+    }
+    // Room again once they settled.
+    assert_eq!(wait(pool.call.echo(2)), Ok(2));
+    let stats = pool.stats();
+    assert_eq!(stats.failed.queue_full, 1);
+    assert_eq!(stats.completed, 4);
+}
+
+#[test]
+fn wait_policy_blocks_until_there_is_room() {
+    let pool = create_pool(PoolOptions {
+        threads: 1,
+        max_queue: Some(2),
+        queue_policy: QueuePolicy::Wait,
+        ..Default::default()
+    })
+    .unwrap();
+    // 200 calls through a queue of 2: each call waits for room, none fails.
+    let calls: Vec<_> = (0..200).map(|i| pool.call.echo(i)).collect();
+    for (i, c) in (0..200).zip(calls) {
+        assert_eq!(wait(c), Ok(i));
+    }
+    assert_eq!(pool.stats().failed.total(), 0);
+}
+
+#[test]
+fn wait_policy_works_across_threads() {
+    let pool = create_pool(PoolOptions {
+        threads: 2,
+        max_queue: Some(4),
+        queue_policy: QueuePolicy::Wait,
+        ..Default::default()
+    })
+    .unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let pool = &pool;
+            s.spawn(move || {
+                for i in 0..500 {
+                    let x = t * 1000 + i;
+                    assert_eq!(wait(pool.call.echo(x)), Ok(x));
+                }
+            });
+        }
+    });
+    assert_eq!(pool.stats().completed, 2000);
+}
+
+#[test]
+fn shutdown_now_rejects_queued_and_running_calls() {
+    let pool = create_pool(PoolOptions {
+        threads: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let calls: Vec<_> = (0..20).map(|_| pool.call.nap(20)).collect();
+    pool.shutdown_now();
+    let outcomes: Vec<_> = calls.into_iter().map(wait).collect();
+    let closed = outcomes
+        .iter()
+        .filter(|o| **o == Err(CallError::Closed))
+        .count();
+    // The first may have finished before the shutdown; no call is lost.
+    assert!(closed >= 19, "{outcomes:?}");
+    assert!(outcomes
+        .iter()
+        .all(|o| *o == Ok(20) || *o == Err(CallError::Closed)));
+    assert_eq!(wait(pool.call.echo(1)), Err(CallError::Closed));
+}
+
+#[test]
+fn shutdown_timeout_drains_what_it_can_then_rejects() {
+    let pool = create_pool(PoolOptions {
+        threads: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let quick: Vec<_> = (0..10).map(|i| pool.call.echo(i)).collect();
+    assert!(pool.shutdown_timeout(LIVENESS));
+    for (i, c) in (0..10).zip(quick) {
+        assert_eq!(wait(c), Ok(i));
+    }
+
+    let pool = create_pool(PoolOptions {
+        threads: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let slow: Vec<_> = (0..50).map(|_| pool.call.nap(100)).collect();
+    assert!(!pool.shutdown_timeout(Duration::from_millis(1)));
+    let outcomes: Vec<_> = slow.into_iter().map(wait).collect();
+    assert!(outcomes.contains(&Err(CallError::Closed)));
+    assert!(outcomes
+        .iter()
+        .all(|o| *o == Ok(100) || *o == Err(CallError::Closed)));
+}
+
+#[test]
+fn drop_with_a_grace_settles_every_call() {
+    let pool = create_pool(PoolOptions {
+        threads: 1,
+        drop_grace: Duration::from_millis(1),
+        ..Default::default()
+    })
+    .unwrap();
+    let slow: Vec<_> = (0..50).map(|_| pool.call.nap(100)).collect();
+    drop(pool);
+    for c in slow {
+        let o = wait(c);
+        assert!(o == Ok(100) || o == Err(CallError::Closed), "{o:?}");
+    }
+}
+
+#[test]
+fn stats_add_up() {
+    let pool = create_pool(PoolOptions {
+        threads: 2,
+        timing: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let ok: Vec<_> = (0..1000).map(|i| pool.call.echo(i)).collect();
+    for c in ok {
+        c.wait().unwrap();
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.completed, 1000);
+    assert_eq!(stats.failed.total(), 0);
+    assert_eq!(stats.in_flight, 0);
+    assert_eq!(stats.lanes.iter().map(|l| l.calls).sum::<u64>(), 1000);
+    let run = stats.run.unwrap();
+    let wait_time = stats.wait.unwrap();
+    assert_eq!((run.count, wait_time.count), (1000, 1000));
+    assert!(run.p50 <= run.p99 && run.p99 <= run.max);
+    assert!(stats.lanes.iter().any(|l| !l.busy.is_zero()));
+}
