@@ -143,3 +143,63 @@ fn inline_calls_complete_when_awaited() {
     assert_eq!(results, (0..300).collect::<Vec<u64>>());
     assert!(pool.completed_per_lane()[0] > 0);
 }
+
+static HELD: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+static HELD_CHANGED: std::sync::Condvar = std::sync::Condvar::new();
+
+/// Blocks until the test lets go.
+#[knit::task]
+fn hold() -> u8 {
+    let mut held = HELD.lock().unwrap();
+    *held = true;
+    HELD_CHANGED.notify_all();
+    while *held {
+        held = HELD_CHANGED.wait(held).unwrap();
+    }
+    1
+}
+
+#[test]
+fn shared_queue_lets_the_idle_worker_take_everything_while_one_is_busy() {
+    let pool = pool_with(Balancer::Shared, 2);
+    let long = pool.call.hold();
+    {
+        let mut held = HELD.lock().unwrap();
+        while !*held {
+            held = HELD_CHANGED.wait(held).unwrap();
+        }
+    }
+    // With one worker held, every one of these is claimed by the other one:
+    // none waits behind the long call (a per-lane balancer would queue half
+    // of them there).
+    run_batch(&pool, 2000);
+    let counts = pool.completed_per_lane();
+    assert_eq!(counts.iter().sum::<u64>(), 2000, "{counts:?}");
+    assert!(counts.contains(&2000), "{counts:?}");
+    *HELD.lock().unwrap() = false;
+    HELD_CHANGED.notify_all();
+    assert_eq!(long.wait(), Ok(1));
+    assert_eq!(pool.stats().completed, 2001);
+}
+
+#[test]
+fn shared_queue_runs_each_call_once_under_many_callers() {
+    let pool = pool_with(Balancer::Shared, 3);
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let pool = &pool;
+            s.spawn(move || {
+                let calls: Vec<_> = (0..5000).map(|i| pool.call.ident(t << 32 | i)).collect();
+                for (i, c) in (0..5000).zip(calls) {
+                    assert_eq!(c.wait(), Ok(t << 32 | i));
+                }
+            });
+        }
+    });
+    let stats = pool.stats();
+    assert_eq!(stats.completed, 20_000);
+    assert_eq!(stats.in_flight, 0);
+    assert_eq!(pool.completed_per_lane().iter().sum::<u64>(), 20_000);
+    pool.shutdown();
+    assert_eq!(pool.call.ident(1).wait(), Err(knit::CallError::Closed));
+}

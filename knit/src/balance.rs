@@ -47,6 +47,12 @@ pub enum Balancer {
     FirstIdleOrRandom,
     /// A user strategy.
     Custom(Arc<dyn Balance>),
+    /// One submission queue for the whole pool: each idle worker claims the
+    /// next call (each call exactly once). Best for skewed task lengths, where
+    /// a call routed to a busy lane would otherwise wait behind a long task;
+    /// it costs an allocation and a copy of the argument per call. The inline
+    /// lane is not used with it.
+    Shared,
 }
 
 impl std::fmt::Debug for Balancer {
@@ -57,6 +63,7 @@ impl std::fmt::Debug for Balancer {
             Balancer::RandomLane => "RandomLane",
             Balancer::FirstIdleOrRandom => "FirstIdleOrRandom",
             Balancer::Custom(_) => "Custom(..)",
+            Balancer::Shared => "Shared",
         })
     }
 }
@@ -125,7 +132,8 @@ impl Router {
         };
         let first_idle = || (0..count).find(|&i| eligible(i) && load(i) == 0);
         match balancer {
-            Balancer::RoundRobin => round_robin(),
+            // Calls never reach a lane through `pick` with the shared queue.
+            Balancer::RoundRobin | Balancer::Shared => round_robin(),
             Balancer::FirstIdle => first_idle().unwrap_or_else(round_robin),
             Balancer::RandomLane => random_lane(),
             Balancer::FirstIdleOrRandom => first_idle().unwrap_or_else(random_lane),

@@ -96,6 +96,24 @@ impl Caller {
         if let Some(admission) = &shared.table.admission {
             admission.acquire()?;
         }
+        if let Some(queue) = &shared.queue {
+            let ticket = match shared.alloc_anywhere() {
+                Ok(t) => t,
+                Err(e) => return Err(self.give_back_place(e)),
+            };
+            self.prepare(entry, ticket);
+            let mut input = vec![0u8; len];
+            if let Err(e) = codec::encode_into(arg, &mut input) {
+                shared.table.discard(ticket);
+                return Err(CallError::Payload(e));
+            }
+            queue.push(InlineJob {
+                ticket,
+                entry,
+                input,
+            });
+            return Ok((ticket, false));
+        }
         let (ticket, error) = match shared.pick(entry) {
             Route::Inline(inline) => {
                 let ticket = match shared.alloc_anywhere() {

@@ -44,6 +44,7 @@ mod inline;
 mod lane;
 mod options;
 mod pool;
+mod queue;
 mod registry;
 mod run;
 mod shared;

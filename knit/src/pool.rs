@@ -135,6 +135,9 @@ impl Pool {
         for lane in &shared.lanes {
             lane.close();
         }
+        if let Some(queue) = &shared.queue {
+            queue.wake_all();
+        }
         shared.table.deadlines.stop();
     }
 
@@ -239,6 +242,11 @@ impl Pool {
                 closed(t);
             }
         }
+        if let Some(queue) = &shared.queue {
+            for job in queue.take_all() {
+                closed(job.ticket);
+            }
+        }
     }
 
     /// Worker lanes (not counting the inline lane).
@@ -272,7 +280,11 @@ impl Pool {
             + shared
                 .inline
                 .as_ref()
-                .map_or(0, |i| i.submitted.load(Ordering::Relaxed));
+                .map_or(0, |i| i.submitted.load(Ordering::Relaxed))
+            + shared
+                .queue
+                .as_ref()
+                .map_or(0, |q| q.accepted.load(Ordering::Relaxed));
         let refused = shared.stats.refused.load(Ordering::Relaxed);
         let settled = (completed + failed.total()).saturating_sub(refused);
         let in_flight = accepted.saturating_sub(settled);

@@ -14,6 +14,7 @@ use crate::deadline::Next;
 use crate::error::CallError;
 use crate::inline::InlineLane;
 use crate::lane::{ThreadLane, WorkerStatus};
+use crate::queue::SharedQueue;
 use crate::registry::{Registry, TaskEntry};
 use crate::stats::PoolCounters;
 use crate::table::{CallTable, Ticket};
@@ -31,6 +32,8 @@ pub(crate) enum LaneCause {
 pub(crate) struct Shared {
     pub lanes: Vec<ThreadLane>,
     pub inline: Option<InlineLane>,
+    /// The pool's one submission queue, with `Balancer::Shared`.
+    pub queue: Option<SharedQueue>,
     /// Index of the inline lane in the balancer's view (lanes are numbered
     /// worker lanes first, with the inline lane inserted here).
     pub inline_index: usize,
@@ -50,6 +53,10 @@ pub(crate) struct Shared {
     /// Whether calls are timed (wait/run histograms, busy time).
     pub timing: bool,
     pub stats: PoolCounters,
+}
+
+fn queue_is_none(balancer: &Balancer) -> bool {
+    !matches!(balancer, Balancer::Shared)
 }
 
 /// Where a call goes.
@@ -74,9 +81,15 @@ impl Shared {
         hard_timeout: Option<Duration>,
         timing: bool,
     ) -> Self {
+        let queue = matches!(balancer, Balancer::Shared).then(SharedQueue::new);
         Shared {
             lanes,
-            inline,
+            queue,
+            inline: if queue_is_none(&balancer) {
+                inline
+            } else {
+                None
+            },
             inline_index,
             registry,
             table: Arc::new(table),

@@ -3,11 +3,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use knit_transport::{Frame, TransportError, WorkerEnd};
+use knit_transport::{TransportError, WorkerEnd};
 
 use crate::cx::TaskCx;
 use crate::error::{CallError, PayloadError};
 use crate::lane::{ThreadLane, WorkerStatus};
+use crate::queue::SharedQueue;
+use crate::registry::TaskEntry;
 use crate::run::run_task;
 use crate::shared::{LaneCause, Shared};
 use crate::stats::FailureKind;
@@ -35,11 +37,28 @@ pub(crate) fn worker_loop(mut end: WorkerEnd, cx: WorkerContext) {
     // Reused for every result, so small results cost no allocation.
     let mut scratch = Vec::new();
     let lane = &cx.shared.lanes[cx.index];
+    if let Some(queue) = &cx.shared.queue {
+        serve_queue(&cx, lane, &mut scratch, queue, cx.shared.lane_config.spin);
+        std::mem::forget(watch);
+        return;
+    }
     loop {
-        match end
-            .requests
-            .drain(DRAIN_BATCH, |frame| handle(&cx, lane, &mut scratch, frame))
-        {
+        let drained = end.requests.drain(DRAIN_BATCH, |frame| {
+            let env = frame.envelope();
+            let task = if env.flags & FLAG_ENCODE_FAILED != 0 {
+                Err(CallError::Payload(PayloadError::Encode(
+                    "the argument's Serialize impl failed while writing".into(),
+                )))
+            } else {
+                cx.shared
+                    .registry
+                    .get(env.task_id)
+                    .ok_or_else(|| CallError::UnknownTask(format!("id {:#018x}", env.task_id)))
+            };
+            let ticket = Ticket::from_call_id(env.call_id);
+            run_call(&cx, lane, &mut scratch, ticket, task, frame.payload());
+        });
+        match drained {
             // Nothing waiting: sleep until there is, or until the lane closes
             // (the next drain then reports `Closed` once the ring is empty).
             Ok(0) => {
@@ -59,36 +78,51 @@ pub(crate) fn worker_loop(mut end: WorkerEnd, cx: WorkerContext) {
     std::mem::forget(watch);
 }
 
-fn handle(cx: &WorkerContext, lane: &ThreadLane, scratch: &mut Vec<u8>, frame: Frame<'_>) {
-    let env = frame.envelope();
-    let ticket = Ticket::from_call_id(env.call_id);
+/// The loop of a worker under `Balancer::Shared`: claim the next call from the
+/// pool's queue, run it; sleep when there is none; leave once the pool closed
+/// and the queue is empty, or once this worker was replaced.
+fn serve_queue(
+    cx: &WorkerContext,
+    lane: &ThreadLane,
+    scratch: &mut Vec<u8>,
+    queue: &SharedQueue,
+    spin: std::time::Duration,
+) {
+    let closed = || cx.shared.closed.load(std::sync::atomic::Ordering::Acquire);
+    while !cx.status.retired.load(std::sync::atomic::Ordering::Relaxed) {
+        match queue.pop() {
+            Some(job) => {
+                run_call(cx, lane, scratch, job.ticket, Ok(job.entry), &job.input);
+            }
+            None if closed() => return,
+            None => queue.wait(spin, closed),
+        }
+    }
+}
+
+/// Runs one call (unless it was cancelled, timed out or claimed elsewhere),
+/// counts it, and settles it.
+fn run_call(
+    cx: &WorkerContext,
+    lane: &ThreadLane,
+    scratch: &mut Vec<u8>,
+    ticket: Ticket,
+    task: Result<&'static TaskEntry, CallError>,
+    input: &[u8],
+) {
     let table = &cx.shared.table;
-    // A call cancelled, timed out or claimed elsewhere is skipped: it never runs
-    // here.
     if !table.claim_run(ticket) {
         lane.count_completed(&cx.status);
         return;
     }
     cx.status.start(ticket);
     let started = cx.shared.timing.then(Instant::now);
-    let outcome = if env.flags & FLAG_ENCODE_FAILED != 0 {
-        Outcome::Failed(CallError::Payload(PayloadError::Encode(
-            "the argument's Serialize impl failed while writing".into(),
-        )))
-    } else {
-        match cx.shared.registry.get(env.task_id) {
-            Some(entry) => {
-                let task_cx = TaskCx::new(table, ticket, cx.number);
-                run_task(
-                    entry,
-                    frame.payload(),
-                    scratch,
-                    cx.shared.max_payload,
-                    &task_cx,
-                )
-            }
-            None => Outcome::Failed(CallError::UnknownTask(format!("id {:#018x}", env.task_id))),
+    let outcome = match task {
+        Ok(entry) => {
+            let task_cx = TaskCx::new(table, ticket, cx.number);
+            run_task(entry, input, scratch, cx.shared.max_payload, &task_cx)
         }
+        Err(e) => Outcome::Failed(e),
     };
     if let Some(started) = started {
         lane.record_timing(&cx.shared, ticket, started);
@@ -97,10 +131,9 @@ fn handle(cx: &WorkerContext, lane: &ThreadLane, scratch: &mut Vec<u8>, frame: F
     // its slot cannot be recycled.
     cx.status.stop();
     // Counted before settling: a caller that sees its result then also sees the
-    // lane as no longer busy with it (balancers rely on that).
+    // lane as no longer busy with it (balancers rely on that) and the stats
+    // with it (taken back if the call turned out to be settled early).
     lane.count_completed(&cx.status);
-    // Counted before settling too (and taken back if the call turned out to
-    // be settled early), so stats read after a result include it.
     let kind = outcome.error().map(FailureKind::of);
     lane.count_outcome(&cx.shared, &cx.status, kind, false);
     if !table.finish(ticket, outcome) {
