@@ -182,9 +182,11 @@ impl Shared {
         for lane in &self.lanes {
             self.table.return_cache(&mut lane.lock().slots);
         }
-        self.table.alloc().ok_or(CallError::TooManyInFlight {
-            limit: self.table.capacity(),
-        })
+        self.table
+            .alloc_settled()
+            .ok_or(CallError::TooManyInFlight {
+                limit: self.table.capacity(),
+            })
     }
 
     /// The caller is done with a call (took its outcome).

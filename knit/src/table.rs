@@ -166,6 +166,10 @@ pub(crate) struct CallTable {
     /// `max_queue`, if set: a place is taken per call sent, given back when it
     /// settles.
     pub(crate) admission: Option<Admission>,
+    /// Batch takes begun and ended: while they differ, the shared list may look
+    /// empty only because a taker holds it for a moment.
+    takes_begun: AtomicU64,
+    takes_ended: AtomicU64,
 }
 
 // SAFETY: the `UnsafeCell`s are written only by the party the state word grants
@@ -204,6 +208,8 @@ impl CallTable {
             deadlines: Deadlines::new(),
             early: Counters::new(),
             admission,
+            takes_begun: AtomicU64::new(0),
+            takes_ended: AtomicU64::new(0),
         })
     }
 
@@ -213,6 +219,23 @@ impl CallTable {
 
     fn word(&self, index: u32) -> &AtomicU32 {
         self.slots[index as usize].state.atomic()
+    }
+
+    /// Takes a free slot from the shared list, or `None` if it is really empty
+    /// (not just held for a moment by a lane taking a batch).
+    pub(crate) fn alloc_settled(&self) -> Option<Ticket> {
+        loop {
+            let ended = self.takes_ended.load(Ordering::SeqCst);
+            let begun = self.takes_begun.load(Ordering::SeqCst);
+            if let Some(t) = self.alloc() {
+                return Some(t);
+            }
+            if begun == ended && self.takes_begun.load(Ordering::SeqCst) == begun {
+                // No batch take was under way from before the look until after it.
+                return None;
+            }
+            std::thread::yield_now();
+        }
     }
 
     /// Takes a free slot, or `None` if every slot holds a call.
@@ -315,6 +338,13 @@ impl CallTable {
     /// Takes the whole shared list, keeps its first `CACHE_BATCH` slots (as a
     /// NIL-terminated chain) and puts the rest back.
     fn take_batch(&self) -> u32 {
+        self.takes_begun.fetch_add(1, Ordering::SeqCst);
+        let first = self.take_batch_inner();
+        self.takes_ended.fetch_add(1, Ordering::SeqCst);
+        first
+    }
+
+    fn take_batch_inner(&self) -> u32 {
         let first = self.take_all();
         if first == NIL {
             return NIL;
