@@ -1,0 +1,152 @@
+//! The part of the benchmark support that needs the benches' dev-dependencies
+//! (serde_json, plotters): a [`Bench`] that runs scenarios and writes the
+//! result as JSON, Markdown and an SVG chart. Each bench binary includes it
+//! with `#[path = "support/suite/mod.rs"] mod suite;`.
+
+pub mod chart;
+pub mod json;
+
+use std::path::Path;
+use std::time::Duration;
+
+use knit_suite::cli::Args;
+use knit_suite::machine::Machine;
+use knit_suite::results::{rows, BenchResult, Chart, Extra, Role, Spec};
+use knit_suite::{markdown, Runner, Scenario};
+
+/// One benchmark result in the making: scenarios grouped so that every
+/// system in a group does the same work, run in interleaved rounds.
+pub struct Bench {
+    args: Args,
+    result: BenchResult,
+    specs: Vec<Spec>,
+    runner: Runner,
+}
+
+/// What a result is: its name, title, method and how it is charted.
+#[derive(Debug, Clone)]
+pub struct Meta<'a> {
+    /// File stem of the result (`<name>.json`).
+    pub name: &'a str,
+    /// Human title.
+    pub title: &'a str,
+    /// The method, one paragraph.
+    pub about: &'a str,
+    /// Rounds per scenario.
+    pub rounds: usize,
+    /// The peer the chart's ratios refer to.
+    pub primary: &'a str,
+    /// How the chart is drawn.
+    pub chart: Chart,
+}
+
+impl Default for Meta<'_> {
+    fn default() -> Self {
+        Meta {
+            name: "bench",
+            title: "Benchmark",
+            about: "",
+            rounds: 3,
+            primary: "crossbeam",
+            chart: Chart::Ratios,
+        }
+    }
+}
+
+impl Bench {
+    /// An empty result described by `meta`.
+    pub fn new(args: &Args, meta: Meta) -> Self {
+        Bench {
+            args: args.clone(),
+            result: BenchResult {
+                name: meta.name.into(),
+                title: meta.title.into(),
+                about: meta.about.into(),
+                machine: Machine::detect(),
+                quick: args.quick,
+                rounds: meta.rounds,
+                primary: meta.primary.into(),
+                chart: meta.chart,
+                rows: Vec::new(),
+                extras: Vec::new(),
+            },
+            specs: Vec::new(),
+            runner: Runner::new(meta.rounds),
+        }
+    }
+
+    /// Whether the filter selects this result or the scenario group `group`.
+    pub fn wants(&self, group: &str) -> bool {
+        self.args.selects(&[&self.result.name, group])
+    }
+
+    /// Adds a scenario (if the filter selects its group): `run(iters)`
+    /// performs `iters` operations and returns their duration.
+    pub fn add(&mut self, spec: Spec, iters: u64, run: impl FnMut(u64) -> Duration + 'static) {
+        if self.wants(&spec.group) {
+            self.runner.add(Scenario::new(&spec.key(), iters, run));
+            self.specs.push(spec);
+        }
+    }
+
+    /// Records a figure that is not a time per operation.
+    pub fn extra(&mut self, name: &str, value: f64, unit: &str) {
+        self.result.extras.push(Extra {
+            name: name.into(),
+            value,
+            unit: unit.into(),
+        });
+    }
+
+    /// Runs every round and writes the result: Markdown (or with `--json`,
+    /// one line of JSON) on stdout, and with `--out DIR` the files
+    /// `DIR/<name>.json`, `.md` and `.svg`. Does nothing if the filter
+    /// selected no scenario.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        if self.specs.is_empty() && self.result.extras.is_empty() {
+            eprintln!("{}: nothing selected by the filter", self.result.name);
+            return Ok(());
+        }
+        eprintln!(
+            "{}: {} scenarios x {} rounds",
+            self.result.name,
+            self.specs.len(),
+            self.result.rounds
+        );
+        let report = self.runner.run();
+        self.result.rows = rows(&self.specs, &report);
+        let result = &self.result;
+        if self.args.json {
+            println!("{}", json::to_value(result));
+        } else {
+            println!("{}", markdown::render(result));
+        }
+        if let Some(dir) = &self.args.out {
+            write_files(dir, result)?;
+        }
+        Ok(())
+    }
+}
+
+fn write_files(dir: &Path, result: &BenchResult) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let json = serde_json::to_string_pretty(&json::to_value(result))?;
+    std::fs::write(dir.join(format!("{}.json", result.name)), json + "\n")?;
+    std::fs::write(
+        dir.join(format!("{}.md", result.name)),
+        markdown::render(result),
+    )?;
+    std::fs::write(dir.join(format!("{}.svg", result.name)), chart::svg(result))?;
+    Ok(())
+}
+
+/// A spec for `system` in `group` with no bytes and no x position.
+pub fn spec(group: &str, system: &str, role: Role) -> Spec {
+    Spec {
+        group: group.into(),
+        system: system.into(),
+        role,
+        bytes: None,
+        x: None,
+    }
+}
