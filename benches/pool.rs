@@ -7,8 +7,11 @@
 //! Every system has one worker thread pinned to core 1, the caller on core 0,
 //! and runs the same no-op task.
 
+// Shared by every bench binary; each uses only part of it.
+#[allow(dead_code)]
 #[path = "support/peers/mod.rs"]
 mod peers;
+#[allow(dead_code)]
 #[path = "support/suite/mod.rs"]
 mod suite;
 
@@ -16,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use knit::{create_pool, Inliner, PoolOptions};
 use knit_suite::cli::Args;
+use knit_suite::machine::online_cores;
 use knit_suite::results::Role;
 use knit_suite::{floors, work};
 use peers::{add_group, Contender, Group, Shape, Work};
@@ -45,8 +49,8 @@ const SPIN: Work<u64, u64> = Work {
 const COLD_PAUSE: Duration = Duration::from_millis(1);
 
 fn pool(args: &Args) -> std::io::Result<()> {
-    let rounds = args.pick(3, 11);
-    let (hot, batch, cold) = args.pick((5_000, 10_000, 20), (50_000, 100_000, 200));
+    let rounds = args.pick(3, 15);
+    let (hot, batch, cold) = args.pick((5_000, 10_000, 20), (200_000, 400_000, 200));
     let about = "One worker thread pinned to core 1, the caller on core 0, a no-op task \
          (`u64` in, the same `u64` out). Each round starts a fresh pool per system and \
          times it after a warm-up; rounds are interleaved across systems. Batches put every \
@@ -65,23 +69,42 @@ fn pool(args: &Args) -> std::io::Result<()> {
     };
     let mut bench = Bench::new(args, meta);
     let all = Contender::with_peers(Contender::knit());
-    let group = |name, shape, iters| Group {
-        name,
-        shape,
-        workers: 1,
-        iters,
-        x: None,
-        bytes: None,
-    };
+    let group = Group::new;
     let hot_group = "round trip (batch 1)";
-    bench.add(spec(hot_group, "atomic ping-pong", Role::Floor), hot, floors::atomic_ping_pong);
-    add_group(&mut bench, group(hot_group, Shape::RoundTrips, hot), &all, NOOP, |i| i);
+    bench.add(
+        spec(hot_group, "atomic ping-pong", Role::Floor),
+        hot,
+        floors::atomic_ping_pong,
+    );
+    add_group(
+        &mut bench,
+        group(hot_group, Shape::RoundTrips, hot),
+        &all,
+        NOOP,
+        |i| i,
+    );
     for (name, n) in [("batch 10", 10), ("batch 100", 100), ("batch 1000", 1000)] {
-        add_group(&mut bench, group(name, Shape::Batches(n), batch), &all, NOOP, |i| i);
+        add_group(
+            &mut bench,
+            group(name, Shape::Batches(n), batch),
+            &all,
+            NOOP,
+            |i| i,
+        );
     }
     let cold_group = "cold call (1 ms idle before each)";
-    bench.add(spec(cold_group, "futex ping-pong", Role::Floor), cold, floors::futex_ping_pong);
-    add_group(&mut bench, group(cold_group, Shape::Cold(COLD_PAUSE), cold), &all, NOOP, |i| i);
+    bench.add(
+        spec(cold_group, "futex ping-pong", Role::Floor),
+        cold,
+        floors::futex_ping_pong,
+    );
+    add_group(
+        &mut bench,
+        group(cold_group, Shape::Cold(COLD_PAUSE), cold),
+        &all,
+        NOOP,
+        |i| i,
+    );
     let parked = "parked call (spin budgets 0)";
     let no_spin = Contender::knit_with(
         "knit",
@@ -91,24 +114,39 @@ fn pool(args: &Args) -> std::io::Result<()> {
             ..PoolOptions::default()
         },
     );
-    bench.add(spec(parked, "futex ping-pong", Role::Floor), cold, floors::futex_ping_pong);
-    add_group(&mut bench, group(parked, Shape::RoundTrips, cold), &[no_spin], NOOP, |i| i);
+    bench.add(
+        spec(parked, "futex ping-pong", Role::Floor),
+        cold,
+        floors::futex_ping_pong,
+    );
+    add_group(
+        &mut bench,
+        group(parked, Shape::RoundTrips, cold),
+        &[no_spin],
+        NOOP,
+        |i| i,
+    );
     if bench.wants("idle") {
-        let threads = PoolOptions::default().threads;
+        let threads = online_cores().saturating_sub(1).max(1);
         if let Some(p) = idle_cpu_percent(threads) {
-            bench.extra(&format!("idle pool ({threads} workers), CPU over 1 s"), p, "% of a core");
+            bench.extra(
+                &format!("idle pool ({threads} workers), CPU over 1 s"),
+                p,
+                "% of a core",
+            );
         }
     }
     bench.finish()
 }
 
 fn inline(args: &Args) -> std::io::Result<()> {
-    let rounds = args.pick(3, 11);
-    let (hot, batch) = args.pick((5_000, 10_000), (50_000, 100_000));
-    let about = "knit with one worker (core 1) and the inline lane off or on (`Inliner::default()`: \
+    let rounds = args.pick(3, 15);
+    let (hot, batch) = args.pick((5_000, 10_000), (200_000, 400_000));
+    let about =
+        "knit with one worker (core 1) and the inline lane off or on (`Inliner::default()`: \
          the calling thread is an extra lane, last in round-robin order, eligible once a call \
          is in flight), against the crossbeam pool with one worker. \
-         Tasks: a no-op, and `spin(400)` (about 1 µs of arithmetic).";
+         Tasks: a no-op, and `spin` for about 1 µs of arithmetic.";
     let meta = Meta {
         name: "inline",
         title: "Inline lane on and off",
@@ -126,17 +164,28 @@ fn inline(args: &Args) -> std::io::Result<()> {
         Contender::knit_with("knit, inline on", on),
         Contender::Crossbeam,
     ];
-    let group = |name, shape, iters| Group {
-        name,
-        shape,
-        workers: 1,
-        iters,
-        x: None,
-        bytes: None,
-    };
-    add_group(&mut bench, group("no-op, batch 1", Shape::RoundTrips, hot), &systems, NOOP, |i| i);
-    add_group(&mut bench, group("no-op, batch 100", Shape::Batches(100), batch), &systems, NOOP, |i| i);
-    add_group(&mut bench, group("1 µs tasks, batch 100", Shape::Batches(100), batch / 10), &systems, SPIN, |_| 400);
+    let group = Group::new;
+    add_group(
+        &mut bench,
+        group("no-op, batch 1", Shape::RoundTrips, hot),
+        &systems,
+        NOOP,
+        |i| i,
+    );
+    add_group(
+        &mut bench,
+        group("no-op, batch 100", Shape::Batches(100), batch),
+        &systems,
+        NOOP,
+        |i| i,
+    );
+    add_group(
+        &mut bench,
+        group("1 µs tasks, batch 100", Shape::Batches(100), batch / 10),
+        &systems,
+        SPIN,
+        |_| work::SPIN_PER_MICROSECOND,
+    );
     bench.finish()
 }
 

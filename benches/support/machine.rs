@@ -5,7 +5,7 @@
 pub struct Machine {
     /// `model name` from /proc/cpuinfo ("unknown" elsewhere).
     pub cpu: String,
-    /// Cores this process may use (what `nproc` prints).
+    /// Online cores (from sysfs; what `nproc` prints before any pinning).
     pub cores: usize,
     /// Kernel release (what `uname -r` prints), from /proc.
     pub kernel: String,
@@ -34,7 +34,7 @@ impl Machine {
             .unwrap_or_else(|_| "unknown".into());
         Machine {
             cpu,
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cores: online_cores(),
             kernel,
         }
     }
@@ -48,4 +48,32 @@ impl Machine {
     pub fn line(&self) -> String {
         format!("{}, {} cores, Linux {}", self.cpu, self.cores, self.kernel)
     }
+}
+
+/// Online cores, from /sys/devices/system/cpu/online (a list such as
+/// `0-3,6`); falls back to `available_parallelism`, which shrinks once the
+/// calling thread is pinned.
+///
+/// ```
+/// assert!(knit_suite::machine::online_cores() >= 1);
+/// ```
+pub fn online_cores() -> usize {
+    let parse = |list: &str| -> Option<usize> {
+        let mut n = 0;
+        for part in list.trim().split(',') {
+            n += match part.split_once('-') {
+                Some((a, b)) => b.parse::<usize>().ok()? - a.parse::<usize>().ok()? + 1,
+                None => {
+                    part.parse::<usize>().ok()?;
+                    1
+                }
+            };
+        }
+        Some(n)
+    };
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| parse(&s))
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }

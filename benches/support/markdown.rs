@@ -35,7 +35,10 @@ pub const SUMMARY_END: &str = "<!-- summary:end -->";
 pub fn render(result: &BenchResult) -> String {
     let mut md = String::new();
     let run = if result.quick {
-        format!("a `--quick` run ({} rounds; a smoke test, not a measurement)", result.rounds)
+        format!(
+            "a `--quick` run ({} rounds; a smoke test, not a measurement)",
+            result.rounds
+        )
     } else {
         format!("a full run ({} rounds)", result.rounds)
     };
@@ -99,7 +102,9 @@ fn behind(result: &BenchResult) -> String {
             );
         }
     }
-    if lines.is_empty() {
+    if peers.is_empty() {
+        "No peer pool here: the ratios are to floors, which knit cannot beat.\n".into()
+    } else if lines.is_empty() {
         "knit is ahead of every peer here in this run.\n".into()
     } else {
         format!("Where knit is behind a peer in this run:\n\n{lines}")
@@ -110,7 +115,11 @@ fn behind(result: &BenchResult) -> String {
 fn figures(result: &BenchResult) -> String {
     let with_bytes = result.rows.iter().any(|r| r.spec.bytes.is_some());
     let mut md = String::from("| scenario | system | median | p99 |");
-    md += if with_bytes { " throughput |\n|---|---|---:|---:|---:|\n" } else { "\n|---|---|---:|---:|\n" };
+    md += if with_bytes {
+        " throughput |\n|---|---|---:|---:|---:|\n"
+    } else {
+        "\n|---|---|---:|---:|\n"
+    };
     for row in &result.rows {
         let name = match row.spec.role {
             Role::Knit => format!("**{}**", row.spec.system),

@@ -158,8 +158,11 @@ pub enum Chart {
     Lines {
         /// Label of the x axis.
         x_label: String,
-        /// Whether the x axis is logarithmic.
-        log_x: bool,
+        /// Label of the y axis (bytes/s or operations/s, per operation of
+        /// this result).
+        y_label: String,
+        /// Whether both axes are logarithmic.
+        log: bool,
     },
 }
 

@@ -69,7 +69,8 @@ pub struct ChannelPool<I, O, Q: Queue<I>, R: Queue<O>> {
 }
 
 /// The crossbeam-channel pool: one shared request queue.
-pub type Crossbeam<I, O> = ChannelPool<I, O, crossbeam_channel::Sender<I>, crossbeam_channel::Sender<O>>;
+pub type Crossbeam<I, O> =
+    ChannelPool<I, O, crossbeam_channel::Sender<I>, crossbeam_channel::Sender<O>>;
 /// The std mpsc pool: one request queue per worker.
 pub type Mpsc<I, O> = ChannelPool<I, O, mpsc::SyncSender<I>, mpsc::SyncSender<O>>;
 
@@ -97,7 +98,14 @@ impl<I: Send + 'static, O: Send + 'static> Crossbeam<I, O> {
         let (tx, rx) = crossbeam_channel::Sender::pair(CAPACITY);
         let (reply_tx, replies) = crossbeam_channel::Sender::pair(CAPACITY);
         let workers = (0..workers)
-            .map(|i| spawn_worker::<I, O, crossbeam_channel::Sender<I>, _>(i, rx.clone(), reply_tx.clone(), work))
+            .map(|i| {
+                spawn_worker::<I, O, crossbeam_channel::Sender<I>, _>(
+                    i,
+                    rx.clone(),
+                    reply_tx.clone(),
+                    work,
+                )
+            })
             .collect();
         Self::assemble(vec![tx], replies, workers)
     }
@@ -110,7 +118,10 @@ impl<I: Send + 'static, O: Send + 'static> Mpsc<I, O> {
         let (requests, workers) = (0..workers)
             .map(|i| {
                 let (tx, rx) = mpsc::SyncSender::pair(CAPACITY);
-                (tx, spawn_worker::<I, O, mpsc::SyncSender<I>, _>(i, rx, reply_tx.clone(), work))
+                (
+                    tx,
+                    spawn_worker::<I, O, mpsc::SyncSender<I>, _>(i, rx, reply_tx.clone(), work),
+                )
             })
             .unzip();
         Self::assemble(requests, replies, workers)

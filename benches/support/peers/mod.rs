@@ -14,9 +14,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use knit::{create_pool, PoolOptions};
+use knit_suite::pin_to;
 use knit_suite::results::{Role, Spec};
 use knit_suite::runner::{timed, timed_cold};
-use knit_suite::pin_to;
 
 use crate::suite::{spec, Bench};
 
@@ -131,7 +131,9 @@ impl Contender {
                 .expect("create a knit pool");
                 Driver::Knit(pool, work.task)
             }
-            Contender::Crossbeam => Driver::Crossbeam(channel::Crossbeam::start(workers, work.plain)),
+            Contender::Crossbeam => {
+                Driver::Crossbeam(channel::Crossbeam::start(workers, work.plain))
+            }
             Contender::Mpsc => Driver::Mpsc(channel::Mpsc::start(workers, work.plain)),
             Contender::Rayon => Driver::Rayon(spawn::Rayon::start(workers, work.plain)),
             Contender::Tokio => Driver::Tokio(spawn::Tokio::start(workers, work.plain)),
@@ -224,7 +226,7 @@ where
         Shape::RoundTrips => timed(iters / 10 + 10, iters, |i| {
             black_box(d.call(input(i)));
         }),
-        Shape::Batches(n) => timed(3, (iters / n).max(1), |b| {
+        Shape::Batches(n) => timed(3, iters / n, |b| {
             d.batch((0..n).map(|j| input(b * n + j)), |o| {
                 black_box(o);
             });
@@ -253,6 +255,37 @@ pub struct Group<'a> {
     pub bytes: Option<u64>,
 }
 
+impl<'a> Group<'a> {
+    /// A group of one-worker systems, with no x position and no bytes.
+    pub fn new(name: &'a str, shape: Shape, iters: u64) -> Self {
+        Group {
+            name,
+            shape,
+            workers: 1,
+            iters,
+            x: None,
+            bytes: None,
+        }
+    }
+}
+
+/// Adds one scenario per contender to `bench`, each echoing a clone of
+/// `value` (the clone is part of every system's work).
+pub fn add_echo_group<T>(
+    bench: &mut Bench,
+    group: Group,
+    contenders: &[Contender],
+    work: Work<T, T>,
+    value: T,
+) where
+    T: Clone + Send + Sync + 'static + serde::de::DeserializeOwned,
+{
+    let value = std::sync::Arc::new(value);
+    add_group(bench, group, contenders, work, move |_| {
+        value.as_ref().clone()
+    });
+}
+
 /// Adds one scenario per contender to `bench`, all in `group`, with the same
 /// work and inputs. `input` runs inside the timed part, for every system alike.
 pub fn add_group<I, O>(
@@ -273,7 +306,11 @@ pub fn add_group<I, O>(
             bytes: group.bytes,
             ..c.spec(group.name)
         };
-        bench.add(spec, group.iters, move |n| {
+        let quantum = match shape {
+            Shape::Batches(n) => n,
+            _ => 1,
+        };
+        bench.add_in_steps(spec, group.iters, quantum, move |n| {
             drive(&c2, shape, workers, work, &input, n)
         });
     }

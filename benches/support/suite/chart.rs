@@ -1,6 +1,6 @@
 //! A result as an SVG chart (plotters, SVG backend only).
 
-use knit_suite::results::{fmt_bytes, fmt_rate, fmt_ratio, BenchResult, Chart, Role, Row};
+use knit_suite::results::{fmt_ratio, BenchResult, Chart, Role, Row};
 use plotters::coord::ranged1d::{IntoSegmentedCoord, SegmentValue, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -29,14 +29,23 @@ pub fn svg(result: &BenchResult) -> String {
     };
     {
         let root = SVGBackend::with_string(&mut out, (WIDTH, height)).into_drawing_area();
-        let drawn = root.fill(&WHITE).map_err(|e| e.to_string()).and_then(|_| {
-            match &result.chart {
-                Chart::Ratios => ratio_bars(&root, result),
-                Chart::Lines { x_label, log_x } => lines(&root, result, x_label, *log_x),
-            }
-        });
+        let drawn =
+            root.fill(&WHITE)
+                .map_err(|e| e.to_string())
+                .and_then(|_| match &result.chart {
+                    Chart::Ratios => ratio_bars(&root, result),
+                    Chart::Lines {
+                        x_label,
+                        y_label,
+                        log,
+                    } => lines(&root, result, (x_label, y_label), *log),
+                });
         if let Err(e) = drawn {
-            let _ = root.draw(&Text::new(format!("chart error: {e}"), (10, 10), ("sans-serif", 14)));
+            let _ = root.draw(&Text::new(
+                format!("chart error: {e}"),
+                (10, 10),
+                ("sans-serif", 14),
+            ));
         }
         let _ = root.present();
     }
@@ -76,7 +85,7 @@ fn ratio_bars(root: &Area, result: &BenchResult) -> Result<(), String> {
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(label_width)
-        .build_cartesian_2d((lo..hi).log_scale(), (0..n).into_segmented())
+        .build_cartesian_2d((lo..hi).log_scale(), (0..n - 1).into_segmented())
         .map_err(|e| e.to_string())?;
     let label = |v: &SegmentValue<usize>| match v {
         SegmentValue::CenterOf(i) if *i < n => bars[n - 1 - *i].0.clone(),
@@ -85,6 +94,8 @@ fn ratio_bars(root: &Area, result: &BenchResult) -> Result<(), String> {
     chart
         .configure_mesh()
         .disable_y_mesh()
+        .light_line_style(TRANSPARENT)
+        .x_labels(8)
         .y_labels(n)
         .y_label_formatter(&label)
         .x_label_formatter(&|x| fmt_ratio(*x))
@@ -95,7 +106,10 @@ fn ratio_bars(root: &Area, result: &BenchResult) -> Result<(), String> {
         .draw_series(bars.iter().rev().enumerate().map(|(i, (_, _, r))| {
             let color = if *r <= 1.0 { FAST } else { SLOW };
             let mut bar = Rectangle::new(
-                [(1.0, SegmentValue::Exact(i)), (*r, SegmentValue::Exact(i + 1))],
+                [
+                    (1.0, SegmentValue::Exact(i)),
+                    (*r, SegmentValue::Exact(i + 1)),
+                ],
                 color.filled(),
             );
             bar.set_margin(5, 5, 0, 0);
@@ -109,7 +123,11 @@ fn ratio_bars(root: &Area, result: &BenchResult) -> Result<(), String> {
             } else {
                 format!("{} (vs {peer})", fmt_ratio(*r))
             };
-            Text::new(text, (r.max(1.0) * 1.03, SegmentValue::CenterOf(i)), ("sans-serif", 13))
+            Text::new(
+                text,
+                (r.max(1.0) * 1.03, SegmentValue::CenterOf(i)),
+                ("sans-serif", 13),
+            )
         }))
         .map_err(|e| e.to_string())?;
     chart
@@ -126,7 +144,12 @@ fn y_value(row: &Row) -> f64 {
     row.bytes_per_sec().unwrap_or(1e9 / row.median_ns)
 }
 
-fn lines(root: &Area, result: &BenchResult, x_label: &str, log: bool) -> Result<(), String> {
+fn lines(
+    root: &Area,
+    result: &BenchResult,
+    (x_label, y_label): (&str, &str),
+    log: bool,
+) -> Result<(), String> {
     let points: Vec<&Row> = result.rows.iter().filter(|r| r.spec.x.is_some()).collect();
     if points.is_empty() {
         return Err("no row has an x position".into());
@@ -136,17 +159,29 @@ fn lines(root: &Area, result: &BenchResult, x_label: &str, log: bool) -> Result<
     let ys = points.iter().map(|r| y_value(r));
     let (y_lo, y_hi) = ys.fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
     let bytes = points.iter().any(|r| r.spec.bytes.is_some());
-    let y_desc = if bytes { "payload bytes/s (median)" } else { "operations/s (median)" };
     let caption = format!("{}: higher is better", result.title);
-    let x_fmt = |x: &f64| if bytes { fmt_bytes(*x) } else { format!("{x:.0}") };
-    let y_fmt = |y: &f64| if bytes { fmt_rate(*y) } else { format!("{y:.3e}") };
+    let x_fmt = |x: &f64| {
+        if bytes {
+            si(*x, "B")
+        } else if x.fract().abs() < 1e-9 {
+            format!("{x:.0}")
+        } else {
+            String::new()
+        }
+    };
+    let y_fmt = |y: &f64| si(*y, if bytes { "B/s" } else { "/s" });
     let mut builder = ChartBuilder::on(root);
     builder
         .caption(caption, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(90);
-    let axes = Axes { x_label, y_desc, x_fmt: &x_fmt, y_fmt: &y_fmt };
+    let axes = Axes {
+        x_label,
+        y_label,
+        x_fmt: &x_fmt,
+        y_fmt: &y_fmt,
+    };
     if log {
         let mut chart = builder
             .build_cartesian_2d(
@@ -167,7 +202,7 @@ fn lines(root: &Area, result: &BenchResult, x_label: &str, log: bool) -> Result<
 /// Axis descriptions and label formats of a line chart.
 struct Axes<'a> {
     x_label: &'a str,
-    y_desc: &'a str,
+    y_label: &'a str,
     x_fmt: &'a dyn Fn(&f64) -> String,
     y_fmt: &'a dyn Fn(&f64) -> String,
 }
@@ -184,7 +219,8 @@ where
     chart
         .configure_mesh()
         .x_desc(axes.x_label)
-        .y_desc(axes.y_desc)
+        .y_desc(axes.y_label)
+        .light_line_style(TRANSPARENT)
         .x_label_formatter(axes.x_fmt)
         .y_label_formatter(axes.y_fmt)
         .draw()
@@ -216,8 +252,22 @@ where
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
+        .position(SeriesLabelPosition::LowerRight)
         .draw()
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// `v` with a decimal SI prefix and `unit`: `si(25_000.0, "/s")` is "25k/s".
+fn si(v: f64, unit: &str) -> String {
+    let (scaled, prefix) = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")]
+        .into_iter()
+        .find(|(f, _)| v >= *f)
+        .map_or((v, ""), |(f, p)| (v / f, p));
+    let digits = if scaled >= 10.0 || scaled.fract() == 0.0 {
+        0
+    } else {
+        1
+    };
+    format!("{scaled:.digits$} {prefix}{unit}")
 }

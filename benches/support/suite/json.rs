@@ -36,9 +36,11 @@ pub fn to_value(result: &BenchResult) -> Value {
         .collect();
     let chart = match &result.chart {
         Chart::Ratios => json!({"kind": "ratios"}),
-        Chart::Lines { x_label, log_x } => {
-            json!({"kind": "lines", "x_label": x_label, "log_x": log_x})
-        }
+        Chart::Lines {
+            x_label,
+            y_label,
+            log,
+        } => json!({"kind": "lines", "x_label": x_label, "y_label": y_label, "log": log}),
     };
     json!({
         "name": result.name,

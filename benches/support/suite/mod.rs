@@ -19,8 +19,15 @@ use knit_suite::{markdown, Runner, Scenario};
 pub struct Bench {
     args: Args,
     result: BenchResult,
-    specs: Vec<Spec>,
-    runner: Runner,
+    pending: Vec<Pending>,
+}
+
+/// A scenario before calibration.
+struct Pending {
+    spec: Spec,
+    max_iters: u64,
+    quantum: u64,
+    run: Box<dyn FnMut(u64) -> Duration>,
 }
 
 /// What a result is: its name, title, method and how it is charted.
@@ -70,8 +77,7 @@ impl Bench {
                 rows: Vec::new(),
                 extras: Vec::new(),
             },
-            specs: Vec::new(),
-            runner: Runner::new(meta.rounds),
+            pending: Vec::new(),
         }
     }
 
@@ -81,11 +87,28 @@ impl Bench {
     }
 
     /// Adds a scenario (if the filter selects its group): `run(iters)`
-    /// performs `iters` operations and returns their duration.
-    pub fn add(&mut self, spec: Spec, iters: u64, run: impl FnMut(u64) -> Duration + 'static) {
+    /// performs `iters` operations and returns their duration. Rounds do at
+    /// most `max_iters` operations, fewer for slow systems (see [`Bench::finish`]).
+    pub fn add(&mut self, spec: Spec, max_iters: u64, run: impl FnMut(u64) -> Duration + 'static) {
+        self.add_in_steps(spec, max_iters, 1, run);
+    }
+
+    /// Like [`Bench::add`] for a scenario whose operation counts must be
+    /// multiples of `quantum` (a batch size).
+    pub fn add_in_steps(
+        &mut self,
+        spec: Spec,
+        max_iters: u64,
+        quantum: u64,
+        run: impl FnMut(u64) -> Duration + 'static,
+    ) {
         if self.wants(&spec.group) {
-            self.runner.add(Scenario::new(&spec.key(), iters, run));
-            self.specs.push(spec);
+            self.pending.push(Pending {
+                spec,
+                max_iters: max_iters.max(quantum),
+                quantum: quantum.max(1),
+                run: Box::new(run),
+            });
         }
     }
 
@@ -98,23 +121,37 @@ impl Bench {
         });
     }
 
-    /// Runs every round and writes the result: Markdown (or with `--json`,
-    /// one line of JSON) on stdout, and with `--out DIR` the files
-    /// `DIR/<name>.json`, `.md` and `.svg`. Does nothing if the filter
-    /// selected no scenario.
+    /// Calibrates, runs every round and writes the result: Markdown (or
+    /// with `--json`, one line of JSON) on stdout, and with `--out DIR` the
+    /// files `DIR/<name>.json`, `.md` and `.svg`. Calibration runs each
+    /// scenario once on a fiftieth of its maximum and sizes its rounds to a
+    /// time budget (10 ms with `--quick`, 100 ms otherwise), so a system that
+    /// is 100× slower does not take 100× longer. Does nothing if the filter
+    /// selected nothing.
     pub fn finish(mut self) -> std::io::Result<()> {
-        if self.specs.is_empty() && self.result.extras.is_empty() {
+        if self.pending.is_empty() && self.result.extras.is_empty() {
             eprintln!("{}: nothing selected by the filter", self.result.name);
             return Ok(());
         }
+        let budget = self.args.pick(10e6, 100e6);
         eprintln!(
-            "{}: {} scenarios x {} rounds",
+            "{}: calibrating {} scenarios, then {} rounds",
             self.result.name,
-            self.specs.len(),
+            self.pending.len(),
             self.result.rounds
         );
-        let report = self.runner.run();
-        self.result.rows = rows(&self.specs, &report);
+        let mut runner = Runner::new(self.result.rounds);
+        let mut specs = Vec::new();
+        for mut p in self.pending.drain(..) {
+            let pilot = round_to(p.max_iters / 50, p.quantum);
+            let per_op = (p.run)(pilot).as_nanos() as f64 / pilot as f64;
+            let fit = (budget / per_op.max(1.0)) as u64;
+            let iters = round_to(fit.min(p.max_iters), p.quantum);
+            runner.add(Scenario::new(&p.spec.key(), iters, p.run));
+            specs.push(p.spec);
+        }
+        let report = runner.run();
+        self.result.rows = rows(&specs, &report);
         let result = &self.result;
         if self.args.json {
             println!("{}", json::to_value(result));
@@ -126,6 +163,11 @@ impl Bench {
         }
         Ok(())
     }
+}
+
+/// `n` rounded down to a multiple of `quantum`, at least `quantum`.
+fn round_to(n: u64, quantum: u64) -> u64 {
+    (n / quantum).max(1) * quantum
 }
 
 fn write_files(dir: &Path, result: &BenchResult) -> std::io::Result<()> {
