@@ -31,12 +31,16 @@ by tens of percent from run to run; the ratios are steadier.
   batch sizes; one worker pinned to core 1 and the caller on core 0 unless said
   otherwise): a crossbeam-channel request/response pool, a std mpsc pool, rayon
   (`spawn`, reply on a channel), tokio `spawn_blocking`; and as floors, the
-  bare two-thread atomic ping-pong and futex ping-pong.
+  bare two-thread atomic ping-pong and futex ping-pong. std mpsc and tokio's
+  blocking pool park their threads almost at once, so each of their round trips
+  pays a kernel wake-up (tens of µs on these VMs): that is most of what their
+  ratios of 0.01× show.
 - **Method:** every scenario is calibrated to a time budget, warmed up, then run
   in rounds interleaved across systems (fresh pool each round). Reported: the
   median and p99 of the round means. Each knit figure is given as a ratio to
   each peer measured in the same run: the median of per-round ratios, so a noisy
-  moment affects both sides. **Below 1 means knit is faster.**
+  moment affects both sides. **Below 1 means knit is faster**; the lists of
+  where knit is behind skip ratios within 5% of 1 (noise here).
 - Full tables (medians, p99, throughput) and the method of each family:
   {links}.
 """

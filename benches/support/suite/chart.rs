@@ -85,7 +85,10 @@ fn ratio_bars(root: &Area, result: &BenchResult) -> Result<(), String> {
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(label_width)
-        .build_cartesian_2d((lo..hi).log_scale(), (0..n - 1).into_segmented())
+        .build_cartesian_2d(
+            (lo..hi).log_scale().with_key_points(ratio_ticks(lo, hi)),
+            (0..n - 1).into_segmented(),
+        )
         .map_err(|e| e.to_string())?;
     let label = |v: &SegmentValue<usize>| match v {
         SegmentValue::CenterOf(i) if *i < n => bars[n - 1 - *i].0.clone(),
@@ -95,7 +98,6 @@ fn ratio_bars(root: &Area, result: &BenchResult) -> Result<(), String> {
         .configure_mesh()
         .disable_y_mesh()
         .light_line_style(TRANSPARENT)
-        .x_labels(8)
         .y_labels(n)
         .y_label_formatter(&label)
         .x_label_formatter(&|x| fmt_ratio(*x))
@@ -137,6 +139,14 @@ fn ratio_bars(root: &Area, result: &BenchResult) -> Result<(), String> {
         ))
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// Round ratios (1, 2, 5 per decade) between `lo` and `hi`, for the axis.
+fn ratio_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    (-3..4)
+        .flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e)))
+        .filter(|t| (lo..=hi).contains(t))
+        .collect()
 }
 
 /// What a line chart plots for a row: bytes/s, or operations/s.

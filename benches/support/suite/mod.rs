@@ -125,7 +125,7 @@ impl Bench {
     /// with `--json`, one line of JSON) on stdout, and with `--out DIR` the
     /// files `DIR/<name>.json`, `.md` and `.svg`. Calibration runs each
     /// scenario once on a fiftieth of its maximum and sizes its rounds to a
-    /// time budget (10 ms with `--quick`, 100 ms otherwise), so a system that
+    /// time budget (10 ms with `--quick`, 200 ms otherwise), so a system that
     /// is 100× slower does not take 100× longer. Does nothing if the filter
     /// selected nothing.
     pub fn finish(mut self) -> std::io::Result<()> {
@@ -133,7 +133,7 @@ impl Bench {
             eprintln!("{}: nothing selected by the filter", self.result.name);
             return Ok(());
         }
-        let budget = self.args.pick(10e6, 100e6);
+        let budget = self.args.pick(10e6, 200e6);
         eprintln!(
             "{}: calibrating {} scenarios, then {} rounds",
             self.result.name,
