@@ -11,7 +11,8 @@ pub const SUMMARY_BEGIN: &str = "<!-- summary:begin";
 pub const SUMMARY_END: &str = "<!-- summary:end -->";
 
 /// Renders `result`: title, machine, the table of knit's ratios to each peer
-/// (with the chart and where knit is behind) between the summary markers,
+/// (with the chart, where knit is behind and any extra figure) between the
+/// summary markers,
 /// then the method and every median and p99.
 ///
 /// ```
@@ -48,6 +49,9 @@ pub fn render(result: &BenchResult) -> String {
     md += &ratio_table(result);
     let _ = writeln!(md, "\n![{}]({}.svg)\n", result.title, result.name);
     md += &behind(result);
+    for e in &result.extras {
+        let _ = writeln!(md, "\n{}: {:.1} {}", e.name, e.value, e.unit);
+    }
     let _ = writeln!(md, "{SUMMARY_END}\n");
     let _ = writeln!(md, "{}\n", result.about);
     md += &figures(result);
@@ -115,7 +119,7 @@ fn behind(result: &BenchResult) -> String {
     }
 }
 
-/// Every median and p99, then the extra figures.
+/// Every median and p99.
 fn figures(result: &BenchResult) -> String {
     let with_bytes = result.rows.iter().any(|r| r.spec.bytes.is_some());
     let mut md = String::from("| scenario | system | median | p99 |");
@@ -151,9 +155,6 @@ fn figures(result: &BenchResult) -> String {
             .map(|b| fmt_bytes(b as f64))
             .collect();
         let _ = writeln!(md, "\nPayload sizes: {}.", dedup(sizes).join(", "));
-    }
-    for e in &result.extras {
-        let _ = writeln!(md, "\n{}: {:.1} {}", e.name, e.value, e.unit);
     }
     md
 }

@@ -41,6 +41,9 @@ by tens of percent from run to run; the ratios are steadier.
   each peer measured in the same run: the median of per-round ratios, so a noisy
   moment affects both sides. **Below 1 means knit is faster**; the lists of
   where knit is behind skip ratios within 5% of 1 (noise here).
+- **The pool's goals** (from its design, not from this run): hot round trip
+  ≤ 1.5× the atomic ping-pong; batches of 1000 ≤ 0.5× crossbeam's time per
+  call; parked call ≤ 1.3× the futex ping-pong; an idle pool ≤ 2% of a core.
 - Full tables (medians, p99, throughput) and the method of each family:
   {links}.
 """
@@ -48,7 +51,7 @@ by tens of percent from run to run; the ratios are steadier.
 WHY = """### Where knit loses, and why
 
 The lists under each table are generated from the run. The reasons, as far as
-the design explains them:
+the pool's design at the time of this run explains them:
 
 - **Batches of no-op calls:** every knit call allocates its result slot and
   buffer and frees them on the other thread, takes the lane's mutex and pays a
@@ -61,6 +64,9 @@ the design explains them:
 - **CPU-bound work on every core:** a waiting knit caller spins (50 µs by
   default) before it parks; with as many workers as cores, that spin competes
   with the worker sharing the caller's core. The peers park their caller sooner.
+- **Inline lane on no-op batches:** the caller takes a share of the calls only
+  to find nothing worth doing; with about 1 µs of work per task it acts as a
+  second worker and wins.
 - **Skewed work:** knit's balancers place a call on a lane when it is sent; a
   long task holds up the calls queued behind it on its lane, while a shared
   queue (crossbeam) hands each task to whichever worker is free.
