@@ -1,119 +1,192 @@
-//! The knit pool against its floors and against channel-based pools, one run,
-//! rounds interleaved. `cargo bench --bench pool [-- --quick]`
+//! The knit pool against its floors and its peers: hot round trips, batches
+//! of 10/100/1000, cold (parked) calls and an idle pool's CPU use (result
+//! `pool`); the inline lane on and off (result `inline`).
 //!
-//! Every pool has one worker thread pinned to core 1 and the caller on core 0,
+//! `cargo bench --bench pool [-- --quick] [--filter NAME] [--json] [--out DIR]`
+//!
+//! Every system has one worker thread pinned to core 1, the caller on core 0,
 //! and runs the same no-op task.
 
-use std::sync::mpsc;
+// Shared by every bench binary; each uses only part of it.
+#[allow(dead_code)]
+#[path = "support/peers/mod.rs"]
+mod peers;
+#[allow(dead_code)]
+#[path = "support/suite/mod.rs"]
+mod suite;
+
 use std::time::{Duration, Instant};
 
-use knit::{create_pool, PoolOptions};
-use knit_suite::runner::timed;
-use knit_suite::{floors, pin_to, Runner, Scenario};
+use knit::{create_pool, Inliner, PoolOptions};
+use knit_suite::cli::Args;
+use knit_suite::machine::online_cores;
+use knit_suite::results::Role;
+use knit_suite::{floors, work};
+use peers::{add_group, Contender, Group, Shape, Work};
+use suite::{spec, Bench, Meta};
 
 #[knit::task]
 fn noop(x: u64) -> u64 {
     x
 }
 
-fn knit_pool(spin: Duration) -> knit::Pool {
-    pin_to(0);
-    create_pool(PoolOptions {
-        threads: 1,
-        pin: true,
-        worker_spin: spin,
-        caller_spin: spin,
-        ..Default::default()
-    })
-    .unwrap()
+#[knit::task]
+fn spin(iters: u64) -> u64 {
+    work::spin(iters)
 }
 
-fn knit_round_trips(iters: u64, spin: Duration) -> Duration {
-    let pool = knit_pool(spin);
-    timed(iters / 10 + 10, iters, |i| {
-        assert_eq!(pool.call.noop(i).wait(), Ok(i));
-    })
+const NOOP: Work<u64, u64> = Work {
+    task: |c, x| c.noop(x),
+    plain: noop,
+};
+
+const SPIN: Work<u64, u64> = Work {
+    task: |c, x| c.spin(x),
+    plain: spin,
+};
+
+/// Long enough after a call for every system's threads to spin out and park.
+const COLD_PAUSE: Duration = Duration::from_millis(1);
+
+fn pool(args: &Args) -> std::io::Result<()> {
+    let rounds = args.pick(3, 15);
+    let (hot, batch, cold) = args.pick((5_000, 10_000, 20), (200_000, 400_000, 200));
+    let about = "One worker thread pinned to core 1, the caller on core 0, a no-op task \
+         (`u64` in, the same `u64` out). Each round starts a fresh pool per system and \
+         times it after a warm-up; rounds are interleaved across systems. Batches put every \
+         call in flight before waiting for any; figures are per call. A cold call follows \
+         a 1 ms pause (untimed), after which every system's threads have parked. \
+         Peers: a crossbeam-channel pool (one shared request queue, one reply channel), \
+         a std mpsc pool (one queue per worker), rayon (`spawn`, reply on a channel) and \
+         tokio (`spawn_blocking` on a current-thread runtime, awaited with `block_on`). \
+         p99 is over round means.";
+    let meta = Meta {
+        name: "pool",
+        title: "Pool: round trips, batches, cold calls",
+        about,
+        rounds,
+        ..Meta::default()
+    };
+    let mut bench = Bench::new(args, meta);
+    let all = Contender::with_peers(Contender::knit());
+    let group = Group::new;
+    let hot_group = "round trip (batch 1)";
+    bench.add(
+        spec(hot_group, "atomic ping-pong", Role::Floor),
+        hot,
+        floors::atomic_ping_pong,
+    );
+    add_group(
+        &mut bench,
+        group(hot_group, Shape::RoundTrips, hot),
+        &all,
+        NOOP,
+        |i| i,
+    );
+    for (name, n) in [("batch 10", 10), ("batch 100", 100), ("batch 1000", 1000)] {
+        add_group(
+            &mut bench,
+            group(name, Shape::Batches(n), batch),
+            &all,
+            NOOP,
+            |i| i,
+        );
+    }
+    let cold_group = "cold call (1 ms idle before each)";
+    bench.add(
+        spec(cold_group, "futex ping-pong", Role::Floor),
+        cold,
+        floors::futex_ping_pong,
+    );
+    add_group(
+        &mut bench,
+        group(cold_group, Shape::Cold(COLD_PAUSE), cold),
+        &all,
+        NOOP,
+        |i| i,
+    );
+    let parked = "parked call (spin budgets 0)";
+    let no_spin = Contender::knit_with(
+        "knit",
+        PoolOptions {
+            worker_spin: Duration::ZERO,
+            caller_spin: Duration::ZERO,
+            ..PoolOptions::default()
+        },
+    );
+    bench.add(
+        spec(parked, "futex ping-pong", Role::Floor),
+        cold,
+        floors::futex_ping_pong,
+    );
+    add_group(
+        &mut bench,
+        group(parked, Shape::RoundTrips, cold),
+        &[no_spin],
+        NOOP,
+        |i| i,
+    );
+    if bench.wants("idle") {
+        let threads = online_cores().saturating_sub(1).max(1);
+        if let Some(p) = idle_cpu_percent(threads) {
+            bench.extra(
+                &format!("idle pool ({threads} workers), CPU over 1 s"),
+                p,
+                "% of a core",
+            );
+        }
+    }
+    bench.finish()
 }
 
-fn knit_batches(calls: u64) -> Duration {
-    let pool = knit_pool(PoolOptions::default().worker_spin);
-    timed(10, calls / 1000, |_| {
-        let calls: Vec<_> = (0..1000).map(|i| pool.call.noop(i)).collect();
-        for c in calls {
-            c.wait().unwrap();
-        }
-    })
-}
-
-/// Runs `serve` (a channel echo loop) on core 1 and puts the caller on core 0.
-fn echo_worker(serve: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
-    let worker = std::thread::spawn(move || {
-        pin_to(1);
-        serve();
-    });
-    pin_to(0);
-    worker
-}
-
-/// A request/response pool on crossbeam channels: one shared request channel,
-/// one response channel back to the caller.
-fn crossbeam_batches(calls: u64) -> Duration {
-    let (req_tx, req_rx) = crossbeam_channel::bounded::<u64>(1024);
-    let (resp_tx, resp_rx) = crossbeam_channel::bounded::<u64>(1024);
-    let worker = echo_worker(move || {
-        while let Ok(x) = req_rx.recv() {
-            resp_tx.send(std::hint::black_box(x)).unwrap();
-        }
-    });
-    let elapsed = timed(10, calls / 1000, |_| {
-        for i in 0..1000 {
-            req_tx.send(i).unwrap();
-        }
-        for _ in 0..1000 {
-            resp_rx.recv().unwrap();
-        }
-    });
-    drop(req_tx);
-    worker.join().unwrap();
-    elapsed
-}
-
-fn crossbeam_round_trips(iters: u64) -> Duration {
-    let (req_tx, req_rx) = crossbeam_channel::bounded::<u64>(1);
-    let (resp_tx, resp_rx) = crossbeam_channel::bounded::<u64>(1);
-    let worker = echo_worker(move || {
-        while let Ok(x) = req_rx.recv() {
-            resp_tx.send(x).unwrap();
-        }
-    });
-    let elapsed = timed(iters / 10 + 10, iters, |i| {
-        req_tx.send(i).unwrap();
-        resp_rx.recv().unwrap();
-    });
-    drop(req_tx);
-    worker.join().unwrap();
-    elapsed
-}
-
-fn mpsc_batches(calls: u64) -> Duration {
-    let (req_tx, req_rx) = mpsc::sync_channel::<u64>(1024);
-    let (resp_tx, resp_rx) = mpsc::sync_channel::<u64>(1024);
-    let worker = echo_worker(move || {
-        while let Ok(x) = req_rx.recv() {
-            resp_tx.send(std::hint::black_box(x)).unwrap();
-        }
-    });
-    let elapsed = timed(10, calls / 1000, |_| {
-        for i in 0..1000 {
-            req_tx.send(i).unwrap();
-        }
-        for _ in 0..1000 {
-            resp_rx.recv().unwrap();
-        }
-    });
-    drop(req_tx);
-    worker.join().unwrap();
-    elapsed
+fn inline(args: &Args) -> std::io::Result<()> {
+    let rounds = args.pick(3, 15);
+    let (hot, batch) = args.pick((5_000, 10_000), (200_000, 400_000));
+    let about =
+        "knit with one worker (core 1) and the inline lane off or on (`Inliner::default()`: \
+         the calling thread is an extra lane, last in round-robin order, eligible once a call \
+         is in flight), against the crossbeam pool with one worker. \
+         Tasks: a no-op, and `spin` for about 1 µs of arithmetic.";
+    let meta = Meta {
+        name: "inline",
+        title: "Inline lane on and off",
+        about,
+        rounds,
+        ..Meta::default()
+    };
+    let mut bench = Bench::new(args, meta);
+    let on = PoolOptions {
+        inliner: Some(Inliner::default()),
+        ..PoolOptions::default()
+    };
+    let systems = [
+        Contender::knit_with("knit, inline off", PoolOptions::default()),
+        Contender::knit_with("knit, inline on", on),
+        Contender::Crossbeam,
+    ];
+    let group = Group::new;
+    add_group(
+        &mut bench,
+        group("no-op, batch 1", Shape::RoundTrips, hot),
+        &systems,
+        NOOP,
+        |i| i,
+    );
+    add_group(
+        &mut bench,
+        group("no-op, batch 100", Shape::Batches(100), batch),
+        &systems,
+        NOOP,
+        |i| i,
+    );
+    add_group(
+        &mut bench,
+        group("1 µs tasks, batch 100", Shape::Batches(100), batch / 10),
+        &systems,
+        SPIN,
+        |_| work::SPIN_PER_MICROSECOND,
+    );
+    bench.finish()
 }
 
 /// CPU time (user + system) of this process, from /proc (Linux).
@@ -137,80 +210,12 @@ fn idle_cpu_percent(threads: usize) -> Option<f64> {
     let start = Instant::now();
     std::thread::sleep(Duration::from_secs(1));
     let used = process_cpu()? - before;
+    pool.shutdown();
     Some(100.0 * used.as_secs_f64() / start.elapsed().as_secs_f64())
 }
 
-fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let (rounds, hot, batch, parked) = if quick {
-        (3, 10_000, 20_000, 200)
-    } else {
-        (11, 100_000, 200_000, 2_000)
-    };
-    let mut runner = Runner::new(rounds);
-    runner
-        .add(Scenario::new(
-            "atomic ping-pong",
-            hot,
-            floors::atomic_ping_pong,
-        ))
-        .add(Scenario::new("knit hot round trip", hot, |n| {
-            knit_round_trips(n, PoolOptions::default().worker_spin)
-        }))
-        .add(Scenario::new(
-            "crossbeam round trip",
-            hot,
-            crossbeam_round_trips,
-        ))
-        .add(Scenario::new(
-            "knit batch 1000 (per call)",
-            batch,
-            knit_batches,
-        ))
-        .add(Scenario::new(
-            "crossbeam batch 1000 (per call)",
-            batch,
-            crossbeam_batches,
-        ))
-        .add(Scenario::new(
-            "mpsc batch 1000 (per call)",
-            batch,
-            mpsc_batches,
-        ))
-        .add(Scenario::new(
-            "futex ping-pong",
-            parked,
-            floors::futex_ping_pong,
-        ))
-        .add(Scenario::new("knit parked call", parked, |n| {
-            knit_round_trips(n, Duration::ZERO)
-        }));
-    let report = runner.run();
-    println!("{}", report.table());
-    let ratio = |a, b| report.ratio(a, b).unwrap_or(f64::NAN);
-    println!(
-        "hot round trip / atomic ping-pong:      {:.2}x (goal <= 1.5x)",
-        ratio("knit hot round trip", "atomic ping-pong")
-    );
-    println!(
-        "batch 1000 / crossbeam batch 1000:      {:.2}x (goal <= 0.5x)",
-        ratio(
-            "knit batch 1000 (per call)",
-            "crossbeam batch 1000 (per call)"
-        )
-    );
-    println!(
-        "batch 1000 / mpsc batch 1000:           {:.2}x",
-        ratio("knit batch 1000 (per call)", "mpsc batch 1000 (per call)")
-    );
-    println!(
-        "parked call / futex ping-pong:          {:.2}x (goal <= 1.3x)",
-        ratio("knit parked call", "futex ping-pong")
-    );
-    match idle_cpu_percent(PoolOptions::default().threads) {
-        Some(p) => {
-            println!("idle pool CPU over 1 s:                 {p:.1}% of a core (goal <= 2%)")
-        }
-        None => println!("idle pool CPU: /proc not available"),
-    }
+fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    pool(&args)?;
+    inline(&args)
 }

@@ -1,6 +1,6 @@
 //! knit-transport against the floors, in one run, rounds interleaved.
 //!
-//! `cargo bench --bench transport [-- --quick]`
+//! `cargo bench --bench transport [-- --quick] [--filter NAME] [--json] [--out DIR]`
 //!
 //! * `atomic ping-pong`: bare two-thread round trip on two atomics (the floor).
 //! * `lane ping-pong`: one 8-byte message to a worker and one back, both ends hot.
@@ -9,11 +9,19 @@
 //! * `futex ping-pong`: both sides sleep on a futex every time (the parked floor).
 //! * `lane parked`: a round trip with spin budgets of zero, so both ends park.
 
+// Shared by every bench binary; each uses only part of it.
+#[allow(dead_code)]
+#[path = "support/suite/mod.rs"]
+mod suite;
+
 use std::time::Duration;
 
+use knit_suite::cli::Args;
+use knit_suite::results::Role;
 use knit_suite::runner::timed;
-use knit_suite::{floors, pin_to, Runner, Scenario};
+use knit_suite::{floors, pin_to};
 use knit_transport::{lane, Envelope, HostEnd, LaneConfig};
+use suite::{spec, Bench, Meta};
 
 /// Starts an echo worker on core 1 and returns the host end and its join handle.
 fn echo_lane(spin: Duration) -> (HostEnd, std::thread::JoinHandle<()>) {
@@ -107,45 +115,38 @@ fn bursts(messages: u64) -> Duration {
     elapsed
 }
 
-fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let (rounds, hot, burst, parked) = if quick {
-        (3, 20_000, 20_000, 300)
-    } else {
-        (15, 200_000, 200_000, 3_000)
+fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let (hot, burst, parked) = args.pick((20_000, 20_000, 300), (200_000, 200_000, 3_000));
+    let about = "Fresh threads each round, the worker pinned to core 1 and the caller to \
+                 core 0, warm-up excluded; rounds interleaved. The lane carries an 8-byte \
+                 message each way. Bursts publish 1000 messages as one batch and the worker \
+                 echoes them back in batches; figures are per message. Parked: spin budgets \
+                 of zero, so both ends sleep on the futex every time.";
+    let meta = Meta {
+        name: "transport",
+        title: "knit-transport lanes against the floors",
+        about,
+        rounds: args.pick(3, 15),
+        primary: "atomic ping-pong",
+        ..Meta::default()
     };
-    let mut runner = Runner::new(rounds);
-    runner
-        .add(Scenario::new(
-            "atomic ping-pong",
-            hot,
-            floors::atomic_ping_pong,
-        ))
-        .add(Scenario::new("lane ping-pong", hot, |n| {
-            ping_pong(n, LaneConfig::default().spin)
-        }))
-        .add(Scenario::new("lane burst 1000 (per msg)", burst, bursts))
-        .add(Scenario::new(
-            "futex ping-pong",
-            parked,
-            floors::futex_ping_pong,
-        ))
-        .add(Scenario::new("lane parked", parked, |n| {
-            ping_pong(n, Duration::ZERO)
-        }));
-    let report = runner.run();
-    println!("{}", report.table());
-    let ratio = |a, b| report.ratio(a, b).unwrap_or(f64::NAN);
-    println!(
-        "lane ping-pong / atomic ping-pong: {:.2}x (goal <= 1.3x)",
-        ratio("lane ping-pong", "atomic ping-pong")
+    let mut bench = Bench::new(&args, meta);
+    let (hot_group, burst_group, parked_group) = (
+        "round trip (hot)",
+        "bursts of 1000 (per message)",
+        "round trip (both ends parked)",
     );
-    println!(
-        "lane burst per message / atomic ping-pong: {:.3}x",
-        ratio("lane burst 1000 (per msg)", "atomic ping-pong")
-    );
-    println!(
-        "lane parked / futex ping-pong: {:.2}x (goal <= 1.3x)",
-        ratio("lane parked", "futex ping-pong")
-    );
+    let floor = |group| spec(group, "atomic ping-pong", Role::Floor);
+    let lane = |group| spec(group, "lane", Role::Knit);
+    bench.add(floor(hot_group), hot, floors::atomic_ping_pong);
+    bench.add(lane(hot_group), hot, |n| {
+        ping_pong(n, LaneConfig::default().spin)
+    });
+    bench.add(floor(burst_group), burst, floors::atomic_ping_pong);
+    bench.add_in_steps(lane(burst_group), burst, 1000, bursts);
+    let futex = spec(parked_group, "futex ping-pong", Role::Floor);
+    bench.add(futex, parked, floors::futex_ping_pong);
+    bench.add(lane(parked_group), parked, |n| ping_pong(n, Duration::ZERO));
+    bench.finish()
 }

@@ -1,12 +1,21 @@
 //! Benchmark support shared by the workspace's benchmarks: the floors knit is
 //! measured against (a bare two-thread atomic ping-pong and a futex ping-pong),
-//! thread pinning, and a runner that interleaves scenarios round by round so a
-//! noisy machine slows all of them alike and their ratios stay meaningful.
+//! thread pinning, a runner that interleaves scenarios round by round so a
+//! noisy machine slows all of them alike and their ratios stay meaningful, the
+//! command-line flags, the machine's description, and results as Markdown.
+//!
+//! The parts that need the benchmarks' dev-dependencies (peer pools, JSON,
+//! SVG charts) live in `benches/support/suite/`, a module each bench includes.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod cli;
 pub mod floors;
+pub mod machine;
+pub mod markdown;
+pub mod results;
 pub mod runner;
+pub mod work;
 
 pub use runner::{Report, Runner, Scenario};
 

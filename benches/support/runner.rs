@@ -23,6 +23,28 @@ pub fn timed(warmup: u64, iters: u64, mut op: impl FnMut(u64)) -> Duration {
     start.elapsed()
 }
 
+/// Like [`timed`], but sleeps `pause` before each operation and times only the
+/// operations, so every one of them meets threads that have gone idle (spun
+/// out and parked): a cold call.
+///
+/// ```
+/// use std::time::Duration;
+/// let t = knit_suite::runner::timed_cold(1, 2, Duration::from_millis(1), |_| ());
+/// assert!(t < Duration::from_millis(2));
+/// ```
+pub fn timed_cold(warmup: u64, iters: u64, pause: Duration, mut op: impl FnMut(u64)) -> Duration {
+    let mut total = Duration::ZERO;
+    for i in 0..warmup + iters {
+        std::thread::sleep(pause);
+        let start = Instant::now();
+        op(i);
+        if i >= warmup {
+            total += start.elapsed();
+        }
+    }
+    total
+}
+
 /// One measured thing: `run(iters)` performs `iters` operations and returns the
 /// time they took (setup excluded).
 pub struct Scenario {
@@ -54,6 +76,7 @@ impl Scenario {
 pub struct Runner {
     scenarios: Vec<Scenario>,
     rounds: usize,
+    quiet: bool,
 }
 
 /// Nanoseconds per operation for every round of every scenario.
@@ -75,7 +98,19 @@ impl Runner {
         Runner {
             scenarios: Vec::new(),
             rounds,
+            quiet: false,
         }
+    }
+
+    /// Stops the per-round progress lines on stderr.
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
+    }
+
+    /// Rounds per scenario.
+    pub fn rounds(&self) -> usize {
+        self.rounds
     }
 
     /// Adds a scenario.
@@ -96,8 +131,11 @@ impl Runner {
                 let t = (s.run)(s.iters);
                 let ns = t.as_nanos() as f64 / s.iters as f64;
                 results[i].1.push(ns);
+                if self.quiet {
+                    continue;
+                }
                 eprintln!(
-                    "  round {}/{} {:<32} {:>10.1} ns/op",
+                    "  round {}/{} {:<44} {:>12.1} ns/op",
                     round + 1,
                     self.rounds,
                     s.name,
