@@ -118,8 +118,7 @@ fn balancers() -> Vec<(&'static str, Balancer)> {
         ("FirstIdle", Balancer::FirstIdle),
         ("RandomLane", Balancer::RandomLane),
         ("FirstIdleOrRandom", Balancer::FirstIdleOrRandom),
-        // TODO(Balancer::Shared): when the shared-queue balancer lands, add it here:
-        // ("Shared", Balancer::Shared),
+        ("Shared", Balancer::Shared),
     ]
 }
 
