@@ -130,7 +130,7 @@ fn pool(args: &Args) -> std::io::Result<()> {
         let threads = online_cores().saturating_sub(1).max(1);
         if let Some(p) = idle_cpu_percent(threads) {
             bench.extra(
-                &format!("idle pool ({threads} workers), CPU over 1 s"),
+                &format!("idle pool (workers: {threads}), CPU over 1 s"),
                 p,
                 "% of a core",
             );
