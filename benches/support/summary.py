@@ -53,10 +53,15 @@ WHY = """### Where knit loses, and why
 The lists under each table are generated from the run. The reasons, as far as
 the pool's design at the time of this run explains them:
 
-- **Batches of no-op calls:** every knit call allocates its result slot and
-  buffer and frees them on the other thread, takes the lane's mutex and pays a
-  SeqCst fence on publish; a channel moving a bare `u64` pays none of that, so
-  crossbeam's per-call cost falls much further as batches grow.
+- **Batches of no-op calls:** a knit call takes its lane's mutex, pays a
+  SeqCst fence when it publishes, and its call slot is written by both sides
+  (the worker claims and settles it with two compare-and-swaps; the caller
+  reads it and puts it back on the free list), so each call moves a few cache
+  lines between the cores. The crossbeam and mpsc peers send a bare `u64` back
+  on one shared reply channel that the single caller drains in order: they never
+  route a result to the call that asked for it, which knit's `Call<T>` (or any
+  pool serving many callers and futures) must do. A crossbeam pool with a reply
+  channel per call is much slower than both (see the closing notes).
 - **Payloads:** knit encodes the argument into shared memory and decodes it on
   the worker (and the result back): two copies per direction, and `Vec<u8>`
   goes through serde element by element. The in-process peers move a pointer.
