@@ -50,6 +50,16 @@ fn nap(ms: u64) -> u64 {
 /// speed assertion: it is orders of magnitude above the expected time).
 const LIVENESS: Duration = Duration::from_secs(60);
 
+fn queued_pool(threads: usize, max_queue: usize, queue_policy: QueuePolicy) -> knit::Pool {
+    create_pool(PoolOptions {
+        threads,
+        max_queue: Some(max_queue),
+        queue_policy,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
 fn wait<T: serde::de::DeserializeOwned>(call: knit::Call<T>) -> Result<T, CallError> {
     match call.wait_for(LIVENESS) {
         Ok(r) => r,
@@ -113,13 +123,7 @@ fn a_stuck_lane_is_replaced_and_its_queue_moves() {
 
 #[test]
 fn reject_policy_refuses_past_max_queue() {
-    let pool = create_pool(PoolOptions {
-        threads: 1,
-        max_queue: Some(3),
-        queue_policy: QueuePolicy::Reject,
-        ..Default::default()
-    })
-    .unwrap();
+    let pool = queued_pool(1, 3, QueuePolicy::Reject);
     let held: Vec<_> = (0..3).map(|_| pool.call.nap(30)).collect();
     assert_eq!(wait(pool.call.echo(1)), Err(CallError::QueueFull));
     for c in held {
@@ -134,13 +138,7 @@ fn reject_policy_refuses_past_max_queue() {
 
 #[test]
 fn wait_policy_blocks_until_there_is_room() {
-    let pool = create_pool(PoolOptions {
-        threads: 1,
-        max_queue: Some(2),
-        queue_policy: QueuePolicy::Wait,
-        ..Default::default()
-    })
-    .unwrap();
+    let pool = queued_pool(1, 2, QueuePolicy::Wait);
     // 200 calls through a queue of 2: each call waits for room, none fails.
     let calls: Vec<_> = (0..200).map(|i| pool.call.echo(i)).collect();
     for (i, c) in (0..200).zip(calls) {
@@ -151,13 +149,7 @@ fn wait_policy_blocks_until_there_is_room() {
 
 #[test]
 fn wait_policy_works_across_threads() {
-    let pool = create_pool(PoolOptions {
-        threads: 2,
-        max_queue: Some(4),
-        queue_policy: QueuePolicy::Wait,
-        ..Default::default()
-    })
-    .unwrap();
+    let pool = queued_pool(2, 4, QueuePolicy::Wait);
     std::thread::scope(|s| {
         for t in 0..4u64 {
             let pool = &pool;
@@ -259,4 +251,39 @@ fn stats_add_up() {
     assert_eq!((run.count, wait_time.count), (1000, 1000));
     assert!(run.p50 <= run.p99 && run.p99 <= run.max);
     assert!(stats.lanes.iter().any(|l| !l.busy.is_zero()));
+}
+
+#[test]
+fn wait_policy_never_blocks_an_async_caller() {
+    // A single-threaded executor: if making or polling a call blocked the
+    // thread while the queue is full, nothing could ever make room.
+    let pool = queued_pool(1, 2, QueuePolicy::Wait);
+    let total = futures::executor::block_on(async {
+        let calls: Vec<_> = (0..300).map(|i| pool.call.echo(i)).collect();
+        let mut total = 0;
+        for c in futures::future::join_all(calls).await {
+            total += c.unwrap();
+        }
+        total
+    });
+    assert_eq!(total, (0..300).sum::<u64>());
+    let stats = pool.stats();
+    assert_eq!((stats.completed, stats.in_flight), (300, 0));
+}
+
+#[test]
+fn a_call_waiting_for_room_can_be_cancelled_or_time_out() {
+    let pool = queued_pool(1, 1, QueuePolicy::Wait);
+    let first = pool.call.nap(100);
+    let cancelled = pool.call.echo(1);
+    assert!(!cancelled.is_ready());
+    assert_eq!(cancelled.cancel(), knit::Cancelled::BeforeRun);
+    assert_eq!(wait(cancelled), Err(CallError::Aborted));
+    let late = pool.call.echo(2).timeout(Duration::from_millis(5));
+    assert_eq!(wait(late), Err(CallError::Timeout));
+    assert_eq!(wait(first), Ok(100));
+    assert_eq!(wait(pool.call.echo(3)), Ok(3));
+    let stats = pool.stats();
+    assert_eq!(stats.failed.aborted + stats.failed.timeout, 2);
+    assert_eq!(stats.completed, 2);
 }

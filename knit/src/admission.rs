@@ -1,6 +1,8 @@
 //! `max_queue`: a counting gate on the calls in flight.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{fence, AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::task::Waker;
 
 use knit_transport::futex::{FutexWord, Sharing};
 
@@ -13,6 +15,9 @@ pub(crate) struct Admission {
     policy: QueuePolicy,
     /// Threads sleeping for room (so a release wakes only when someone waits).
     sleepers: AtomicU32,
+    /// Futures waiting for room, and how many there are.
+    wakers: Mutex<Vec<Waker>>,
+    waiting_futures: AtomicU32,
 }
 
 impl Admission {
@@ -22,12 +27,51 @@ impl Admission {
             max: max.min(u32::MAX as usize) as u32,
             policy,
             sleepers: AtomicU32::new(0),
+            wakers: Mutex::new(Vec::new()),
+            waiting_futures: AtomicU32::new(0),
         }
     }
 
-    /// Takes a place for one call, or fails (`Reject`) or sleeps (`Wait`) when
-    /// all are taken.
-    pub(crate) fn acquire(&self) -> Result<(), CallError> {
+    /// Takes a place if there is one: `Ok(true)`. When all are taken: `Ok(false)`
+    /// under `Wait` (the caller waits later), `Err(QueueFull)` under `Reject`.
+    pub(crate) fn try_acquire(&self) -> Result<bool, CallError> {
+        let word = self.in_flight.atomic();
+        let mut n = word.load(Ordering::Acquire);
+        while n < self.max {
+            match word.compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Ok(true),
+                Err(now) => n = now,
+            }
+        }
+        match self.policy {
+            QueuePolicy::Reject => Err(CallError::QueueFull),
+            QueuePolicy::Wait => Ok(false),
+        }
+    }
+
+    /// For a future: takes a place, or leaves `waker` to be woken by the next
+    /// release and returns false.
+    pub(crate) fn poll_acquire(&self, waker: &Waker) -> bool {
+        if self.try_acquire() == Ok(true) {
+            return true;
+        }
+        {
+            let mut wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+            if !wakers.iter().any(|w| w.will_wake(waker)) {
+                wakers.push(waker.clone());
+            }
+            self.waiting_futures
+                .store(wakers.len() as u32, Ordering::SeqCst);
+        }
+        // Registered, fence, look again; `release` gives back, fences, looks
+        // for registrations: one of the two sees the other.
+        fence(Ordering::SeqCst);
+        self.try_acquire() == Ok(true)
+    }
+
+    /// Takes a place for one call, sleeping for room (until `until`, if given:
+    /// then false) when all are taken.
+    pub(crate) fn acquire_until(&self, until: Option<std::time::Instant>) -> bool {
         let word = self.in_flight.atomic();
         loop {
             let n = word.load(Ordering::Acquire);
@@ -36,19 +80,23 @@ impl Admission {
                     .compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
                 {
-                    return Ok(());
+                    return true;
                 }
                 continue;
             }
-            if self.policy == QueuePolicy::Reject {
-                return Err(CallError::QueueFull);
-            }
+            let timeout = match until {
+                Some(u) => match u.checked_duration_since(std::time::Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return false,
+                },
+                None => None,
+            };
             // Announce, then look again (both sequentially consistent, as is
             // `release`'s pair): either `release` sees the sleeper and wakes
             // it, or this thread sees the room it made.
             self.sleepers.fetch_add(1, Ordering::SeqCst);
             if word.load(Ordering::SeqCst) >= self.max {
-                self.in_flight.wait(n, Sharing::Private, None);
+                self.in_flight.wait(n, Sharing::Private, timeout);
             }
             self.sleepers.fetch_sub(1, Ordering::SeqCst);
         }
@@ -59,6 +107,19 @@ impl Admission {
         self.in_flight.atomic().fetch_sub(1, Ordering::SeqCst);
         if self.sleepers.load(Ordering::SeqCst) > 0 {
             self.in_flight.wake_one(Sharing::Private);
+        }
+        fence(Ordering::SeqCst);
+        if self.waiting_futures.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let wakers = {
+            let mut wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+            self.waiting_futures.store(0, Ordering::SeqCst);
+            std::mem::take(&mut *wakers)
+        };
+        // Every waiting future gets to try (the losers register again).
+        for w in wakers {
+            w.wake();
         }
     }
 }

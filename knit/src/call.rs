@@ -1,5 +1,6 @@
 //! `Call<T>`: a call in flight, to wait on, await, abort, cancel or time out.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -9,8 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
+use crate::caller::Caller;
 use crate::codec;
 use crate::error::CallError;
+use crate::registry::TaskEntry;
 use crate::shared::Shared;
 use crate::table::{Outcome, Ticket};
 
@@ -22,6 +25,13 @@ enum State {
         shared: Arc<Shared>,
         /// Whether the call sits in the inline lane (run by whoever waits for it).
         inline: bool,
+    },
+    /// Waiting for room under `max_queue` with `QueuePolicy::Wait`: sent once
+    /// waited on or polled and a place is free.
+    Deferred {
+        shared: Arc<Shared>,
+        entry: &'static TaskEntry,
+        input: Vec<u8>,
     },
     /// The outcome was handed out.
     Taken,
@@ -58,6 +68,12 @@ pub struct Call<T> {
     state: State,
     /// What a timed-out call resolves to (`timeout_or`).
     fallback: Option<T>,
+    /// For a deferred call: its budget's end and whether it was aborted, to
+    /// apply once it is sent.
+    pending_deadline: Option<Instant>,
+    pending_abort: Cell<bool>,
+    /// A deferred call was cancelled: it is never sent.
+    pending_cancel: Cell<bool>,
     _result: PhantomData<fn() -> T>,
 }
 
@@ -66,6 +82,9 @@ impl<T: DeserializeOwned> Call<T> {
         Call {
             state: State::Refused(Some(error)),
             fallback: None,
+            pending_deadline: None,
+            pending_abort: Cell::new(false),
+            pending_cancel: Cell::new(false),
             _result: PhantomData,
         }
     }
@@ -78,13 +97,104 @@ impl<T: DeserializeOwned> Call<T> {
                 inline,
             },
             fallback: None,
+            pending_deadline: None,
+            pending_abort: Cell::new(false),
+            pending_cancel: Cell::new(false),
             _result: PhantomData,
         }
+    }
+
+    pub(crate) fn deferred(shared: Arc<Shared>, entry: &'static TaskEntry, input: Vec<u8>) -> Self {
+        Call {
+            state: State::Deferred {
+                shared,
+                entry,
+                input,
+            },
+            fallback: None,
+            pending_deadline: None,
+            pending_abort: Cell::new(false),
+            pending_cancel: Cell::new(false),
+            _result: PhantomData,
+        }
+    }
+
+    /// Sends a deferred call whose `max_queue` place was just taken.
+    fn send_deferred(&mut self) {
+        let State::Deferred {
+            shared,
+            entry,
+            input,
+        } = std::mem::replace(&mut self.state, State::Taken)
+        else {
+            return;
+        };
+        let caller = Caller {
+            shared: shared.clone(),
+        };
+        let copy = |dst: &mut [u8]| {
+            dst.copy_from_slice(&input);
+            Ok(())
+        };
+        self.state = match caller.send_admitted(entry, input.len(), &copy) {
+            Ok((ticket, inline)) => {
+                if let Some(at) = self.pending_deadline {
+                    shared.arm_deadline(ticket, at);
+                }
+                if self.pending_abort.get() {
+                    shared.table.abort(ticket);
+                }
+                State::InFlight {
+                    ticket,
+                    shared,
+                    inline,
+                }
+            }
+            Err(e) => State::Refused(Some(shared.stats.refuse(e))),
+        };
+    }
+
+    /// Settles a deferred call that will never be sent (cancelled, or its
+    /// budget ran out first) with `error`.
+    fn drop_deferred(&mut self, error: CallError) {
+        if let State::Deferred { shared, .. } = &self.state {
+            let e = shared.stats.refuse(error);
+            self.state = State::Refused(Some(e));
+        }
+    }
+
+    /// Asks the pool's `max_queue` gate for a place with `how`.
+    fn admit(&self, how: impl FnOnce(&crate::admission::Admission) -> bool) -> bool {
+        match &self.state {
+            State::Deferred { shared, .. } => shared.table.admission.as_ref().is_none_or(how),
+            _ => true,
+        }
+    }
+
+    /// Whether a deferred call was settled before it got a place.
+    fn deferred_settled(&mut self) -> bool {
+        if self.pending_cancel.get() {
+            self.drop_deferred(CallError::Aborted);
+            return true;
+        }
+        if self.pending_deadline.is_some_and(|d| d <= Instant::now()) {
+            self.drop_deferred(CallError::Timeout);
+            return true;
+        }
+        false
     }
 
     /// Blocks until the call settles: spins briefly, then sleeps. While waiting,
     /// the thread runs queued inline-lane calls, if the pool has an inline lane.
     pub fn wait(mut self) -> Result<T, CallError> {
+        if matches!(self.state, State::Deferred { .. }) && !self.deferred_settled() {
+            let until = self.pending_deadline;
+            if self.admit(|a| a.acquire_until(until)) {
+                self.send_deferred();
+            } else {
+                self.drop_deferred(CallError::Timeout);
+            }
+        }
         self.run_own_inline();
         if let State::InFlight { ticket, shared, .. } = &self.state {
             shared
@@ -107,9 +217,20 @@ impl<T: DeserializeOwned> Call<T> {
     /// assert_eq!(call.wait(), Ok(200));
     /// ```
     pub fn wait_for(mut self, limit: Duration) -> Result<Result<T, CallError>, Self> {
+        let until = Instant::now() + limit;
+        if matches!(self.state, State::Deferred { .. }) && !self.deferred_settled() {
+            let stop = match self.pending_deadline {
+                Some(d) if d < until => d,
+                _ => until,
+            };
+            if self.admit(|a| a.acquire_until(Some(stop))) {
+                self.send_deferred();
+            } else if !self.deferred_settled() {
+                return Err(self);
+            }
+        }
         self.run_own_inline();
         if let State::InFlight { ticket, shared, .. } = &self.state {
-            let until = Instant::now() + limit;
             let settled = shared
                 .table
                 .wait(*ticket, shared.caller_spin, Some(until), || {
@@ -126,6 +247,7 @@ impl<T: DeserializeOwned> Call<T> {
     pub fn is_ready(&self) -> bool {
         match &self.state {
             State::InFlight { ticket, shared, .. } => shared.table.is_done(*ticket),
+            State::Deferred { .. } => false,
             _ => true,
         }
     }
@@ -146,8 +268,10 @@ impl<T: DeserializeOwned> Call<T> {
     /// assert_eq!(call.wait(), Err(knit::CallError::Task("aborted".into())));
     /// ```
     pub fn abort(&self) {
-        if let State::InFlight { ticket, shared, .. } = &self.state {
-            shared.table.abort(*ticket);
+        match &self.state {
+            State::InFlight { ticket, shared, .. } => shared.table.abort(*ticket),
+            State::Deferred { .. } => self.pending_abort.set(true),
+            _ => {}
         }
     }
 
@@ -168,6 +292,13 @@ impl<T: DeserializeOwned> Call<T> {
     /// assert_eq!(first.wait(), Ok(()));
     /// ```
     pub fn cancel(&self) -> Cancelled {
+        if let State::Deferred { .. } = &self.state {
+            return if self.pending_cancel.replace(true) {
+                Cancelled::TooLate
+            } else {
+                Cancelled::BeforeRun
+            };
+        }
         match &self.state {
             State::InFlight { ticket, shared, .. } => {
                 match shared.table.settle_early(*ticket, CallError::Aborted, true) {
@@ -193,9 +324,12 @@ impl<T: DeserializeOwned> Call<T> {
     /// let r = pool.call.nap(500).timeout(std::time::Duration::from_millis(5)).wait();
     /// assert_eq!(r, Err(knit::CallError::Timeout));
     /// ```
-    pub fn timeout(self, budget: Duration) -> Self {
-        if let State::InFlight { ticket, shared, .. } = &self.state {
-            shared.arm_deadline(*ticket, Instant::now() + budget);
+    pub fn timeout(mut self, budget: Duration) -> Self {
+        let at = Instant::now() + budget;
+        match &self.state {
+            State::InFlight { ticket, shared, .. } => shared.arm_deadline(*ticket, at),
+            State::Deferred { .. } => self.pending_deadline = Some(at),
+            _ => {}
         }
         self
     }
@@ -245,6 +379,7 @@ impl<T: DeserializeOwned> Call<T> {
                 shared.finish_call(ticket);
                 value
             }
+            State::Deferred { .. } => unreachable!("a deferred call is sent before it is taken"),
             State::Taken => panic!("Call polled after it completed"),
         };
         match (outcome, self.fallback.take()) {
@@ -277,6 +412,13 @@ impl<T: DeserializeOwned> Future for Call<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        if matches!(this.state, State::Deferred { .. }) && !this.deferred_settled() {
+            if this.admit(|a| a.poll_acquire(cx.waker())) {
+                this.send_deferred();
+            } else {
+                return Poll::Pending;
+            }
+        }
         this.run_own_inline();
         if let State::InFlight { ticket, shared, .. } = &this.state {
             if !shared.table.is_done(*ticket) && shared.table.register(*ticket, cx.waker()) {
@@ -301,6 +443,7 @@ impl<T> std::fmt::Debug for Call<T> {
             State::Refused(_) => "refused",
             State::InFlight { ticket, shared, .. } if shared.table.is_done(*ticket) => "settled",
             State::InFlight { .. } => "in flight",
+            State::Deferred { .. } => "waiting for room",
             State::Taken => "taken",
         };
         f.debug_struct("Call").field("state", &state).finish()

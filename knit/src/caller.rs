@@ -21,6 +21,13 @@ use crate::worker::FLAG_ENCODE_FAILED;
 /// trying again (so a lane being replaced is never blocked by a sender).
 const FULL_LANE_RETRY: Duration = Duration::from_millis(1);
 
+/// What sending did with a call.
+enum Sent {
+    InFlight(Ticket, bool),
+    /// `max_queue` is reached and the policy is `Wait`: the encoded argument.
+    Deferred(Vec<u8>),
+}
+
 /// The handle `#[task]` methods hang off: `pool.call.<task>(arg)`.
 ///
 /// ```
@@ -45,7 +52,10 @@ impl Caller {
         arg: &A,
     ) -> Call<R> {
         match self.send(entry, arg) {
-            Ok((ticket, inline)) => Call::in_flight(ticket, self.shared.clone(), inline),
+            Ok(Sent::InFlight(ticket, inline)) => {
+                Call::in_flight(ticket, self.shared.clone(), inline)
+            }
+            Ok(Sent::Deferred(input)) => Call::deferred(self.shared.clone(), entry, input),
             Err(e) => Call::refused(self.shared.stats.refuse(e)),
         }
     }
@@ -76,11 +86,7 @@ impl Caller {
         }
     }
 
-    fn send<A: Serialize>(
-        &self,
-        entry: &'static TaskEntry,
-        arg: &A,
-    ) -> Result<(Ticket, bool), CallError> {
+    fn send<A: Serialize>(&self, entry: &'static TaskEntry, arg: &A) -> Result<Sent, CallError> {
         let shared = &self.shared;
         if shared.closed.load(Ordering::Acquire) {
             return Err(CallError::Closed);
@@ -94,7 +100,30 @@ impl Caller {
             .into());
         }
         if let Some(admission) = &shared.table.admission {
-            admission.acquire()?;
+            if !admission.try_acquire()? {
+                // Full, and the policy is to wait: the call keeps its encoded
+                // argument and is sent once it is waited on or polled and there
+                // is room (so an async caller never blocks its executor).
+                let mut input = vec![0u8; len];
+                codec::encode_into(arg, &mut input)?;
+                return Ok(Sent::Deferred(input));
+            }
+        }
+        self.send_admitted(entry, len, &|dst: &mut [u8]| codec::encode_into(arg, dst))
+            .map(|(t, inline)| Sent::InFlight(t, inline))
+    }
+
+    /// Sends a call whose `max_queue` place (if any) is already taken;
+    /// `encode` writes the `len`-byte argument.
+    pub(crate) fn send_admitted(
+        &self,
+        entry: &'static TaskEntry,
+        len: usize,
+        encode: &dyn Fn(&mut [u8]) -> Result<(), PayloadError>,
+    ) -> Result<(Ticket, bool), CallError> {
+        let shared = &self.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(self.give_back_place(CallError::Closed));
         }
         if let Some(queue) = &shared.queue {
             let ticket = match shared.alloc_anywhere() {
@@ -103,7 +132,7 @@ impl Caller {
             };
             self.prepare(entry, ticket);
             let mut input = vec![0u8; len];
-            if let Err(e) = codec::encode_into(arg, &mut input) {
+            if let Err(e) = encode(&mut input) {
                 shared.table.discard(ticket);
                 return Err(CallError::Payload(e));
             }
@@ -122,7 +151,7 @@ impl Caller {
                 };
                 self.prepare(entry, ticket);
                 let mut input = vec![0u8; len];
-                match codec::encode_into(arg, &mut input) {
+                match encode(&mut input) {
                     Ok(()) => {
                         inline.push(InlineJob {
                             ticket,
@@ -159,7 +188,7 @@ impl Caller {
                         env,
                         len,
                         |dst| {
-                            if codec::encode_into(arg, dst).is_err() {
+                            if encode(dst).is_err() {
                                 env.flags |= FLAG_ENCODE_FAILED;
                             }
                         },

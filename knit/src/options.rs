@@ -108,7 +108,10 @@ pub enum QueuePolicy {
     /// Fail at once with `CallError::QueueFull` (the default).
     #[default]
     Reject,
-    /// Block the calling thread until a call settles and makes room.
+    /// Wait for room: the call keeps its encoded argument and is sent when it
+    /// is waited on (the thread sleeps until a call settles) or polled (the
+    /// future is woken when one does), so an async caller never blocks its
+    /// executor. Its budget and `cancel` apply while it waits.
     Wait,
 }
 
