@@ -35,13 +35,8 @@ impl Admission {
     /// Takes a place if there is one: `Ok(true)`. When all are taken: `Ok(false)`
     /// under `Wait` (the caller waits later), `Err(QueueFull)` under `Reject`.
     pub(crate) fn try_acquire(&self) -> Result<bool, CallError> {
-        let word = self.in_flight.atomic();
-        let mut n = word.load(Ordering::Acquire);
-        while n < self.max {
-            match word.compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Ok(true),
-                Err(now) => n = now,
-            }
+        if self.take_place() {
+            return Ok(true);
         }
         match self.policy {
             QueuePolicy::Reject => Err(CallError::QueueFull),
@@ -49,10 +44,23 @@ impl Admission {
         }
     }
 
+    /// Takes a place if one is free.
+    fn take_place(&self) -> bool {
+        let word = self.in_flight.atomic();
+        let mut n = word.load(Ordering::Acquire);
+        while n < self.max {
+            match word.compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return true,
+                Err(now) => n = now,
+            }
+        }
+        false
+    }
+
     /// For a future: takes a place, or leaves `waker` to be woken by the next
     /// release and returns false.
     pub(crate) fn poll_acquire(&self, waker: &Waker) -> bool {
-        if self.try_acquire() == Ok(true) {
+        if self.take_place() {
             return true;
         }
         {
@@ -66,7 +74,7 @@ impl Admission {
         // Registered, fence, look again; `release` gives back, fences, looks
         // for registrations: one of the two sees the other.
         fence(Ordering::SeqCst);
-        self.try_acquire() == Ok(true)
+        self.take_place()
     }
 
     /// Takes a place for one call, sleeping for room (until `until`, if given:
@@ -74,16 +82,10 @@ impl Admission {
     pub(crate) fn acquire_until(&self, until: Option<std::time::Instant>) -> bool {
         let word = self.in_flight.atomic();
         loop {
-            let n = word.load(Ordering::Acquire);
-            if n < self.max {
-                if word
-                    .compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
-                    return true;
-                }
-                continue;
+            if self.take_place() {
+                return true;
             }
+            let n = word.load(Ordering::Acquire);
             let timeout = match until {
                 Some(u) => match u.checked_duration_since(std::time::Instant::now()) {
                     Some(left) if !left.is_zero() => Some(left),

@@ -126,42 +126,17 @@ impl Caller {
             return Err(self.give_back_place(CallError::Closed));
         }
         if let Some(queue) = &shared.queue {
-            let ticket = match shared.alloc_anywhere() {
-                Ok(t) => t,
-                Err(e) => return Err(self.give_back_place(e)),
-            };
-            self.prepare(entry, ticket);
-            let mut input = vec![0u8; len];
-            if let Err(e) = encode(&mut input) {
-                shared.table.discard(ticket);
-                return Err(CallError::Payload(e));
-            }
-            queue.push(InlineJob {
-                ticket,
-                entry,
-                input,
-            });
+            let job = self.job(entry, len, encode)?;
+            let ticket = job.ticket;
+            queue.push(job);
             return Ok((ticket, false));
         }
         let (ticket, error) = match shared.pick(entry) {
             Route::Inline(inline) => {
-                let ticket = match shared.alloc_anywhere() {
-                    Ok(t) => t,
-                    Err(e) => return Err(self.give_back_place(e)),
-                };
-                self.prepare(entry, ticket);
-                let mut input = vec![0u8; len];
-                match encode(&mut input) {
-                    Ok(()) => {
-                        inline.push(InlineJob {
-                            ticket,
-                            entry,
-                            input,
-                        });
-                        return Ok((ticket, true));
-                    }
-                    Err(e) => (ticket, CallError::Payload(e)),
-                }
+                let job = self.job(entry, len, encode)?;
+                let ticket = job.ticket;
+                inline.push(job);
+                return Ok((ticket, true));
             }
             Route::Worker(lane) => {
                 let mut sender = lane.lock();
@@ -218,6 +193,32 @@ impl Caller {
         // Never sent: nobody else knows this ticket.
         shared.table.discard(ticket);
         Err(error)
+    }
+
+    /// A call as a job for the inline lane or the shared queue: a slot, and
+    /// the argument encoded into a buffer of its own.
+    fn job(
+        &self,
+        entry: &'static TaskEntry,
+        len: usize,
+        encode: &dyn Fn(&mut [u8]) -> Result<(), PayloadError>,
+    ) -> Result<InlineJob, CallError> {
+        let shared = &self.shared;
+        let ticket = shared
+            .alloc_anywhere()
+            .map_err(|e| self.give_back_place(e))?;
+        self.prepare(entry, ticket);
+        let mut input = vec![0u8; len];
+        if let Err(e) = encode(&mut input) {
+            // Never sent: nobody else knows this ticket.
+            shared.table.discard(ticket);
+            return Err(CallError::Payload(e));
+        }
+        Ok(InlineJob {
+            ticket,
+            entry,
+            input,
+        })
     }
 
     /// Gives back the `max_queue` place of a call that got no slot.

@@ -55,10 +55,6 @@ pub(crate) struct Shared {
     pub stats: PoolCounters,
 }
 
-fn queue_is_none(balancer: &Balancer) -> bool {
-    !matches!(balancer, Balancer::Shared)
-}
-
 /// Where a call goes.
 pub(crate) enum Route<'a> {
     Worker(&'a ThreadLane),
@@ -82,14 +78,12 @@ impl Shared {
         timing: bool,
     ) -> Self {
         let queue = matches!(balancer, Balancer::Shared).then(SharedQueue::new);
+        // The shared queue replaces routing, the inline lane included.
+        let inline = if queue.is_some() { None } else { inline };
         Shared {
             lanes,
             queue,
-            inline: if queue_is_none(&balancer) {
-                inline
-            } else {
-                None
-            },
+            inline,
             inline_index,
             registry,
             table: Arc::new(table),

@@ -106,7 +106,6 @@ impl Outcome {
     }
 
     /// The error, if the call failed (used for stats).
-    #[allow(dead_code)]
     pub(crate) fn error(&self) -> Option<&CallError> {
         match self {
             Outcome::Failed(e) => Some(e),
