@@ -55,10 +55,13 @@ impl Default for Inliner {
 /// ```
 #[derive(Clone)]
 pub struct PoolOptions {
-    /// Worker threads (default: available cores − 1, at least 1).
+    /// Worker threads (default: the machine's online cores − 1, at least 1).
     pub threads: usize,
-    /// Pin worker `i` to core `(i + 1) % cores` (default: on when there are more
-    /// cores than workers; skipped quietly where pinning is unavailable).
+    /// Pin worker `i` to online core `(i + 1) % cores` (default: on when the
+    /// machine has more online cores than workers; skipped quietly where
+    /// pinning is unavailable). Unpinned workers inherit the affinity of the
+    /// thread that creates the pool, so a caller pinned to one core that turns
+    /// this off confines its workers to that core too.
     pub pin: bool,
     /// How calls are spread over lanes.
     pub balancer: Balancer,
@@ -115,19 +118,22 @@ pub enum QueuePolicy {
     Wait,
 }
 
+/// The machine's online cores. Not `available_parallelism`: that reports the
+/// *calling thread's* affinity, which is one core when the caller has pinned
+/// itself, and would then give a pinned caller one unpinned worker sharing
+/// its core.
+fn online_cores() -> usize {
+    crate::affinity::all_cores().len().max(1)
+}
+
 fn default_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get().saturating_sub(1))
-        .unwrap_or(1)
-        .max(1)
+    online_cores().saturating_sub(1).max(1)
 }
 
 impl Default for PoolOptions {
     fn default() -> Self {
         let threads = default_threads();
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+        let cores = online_cores();
         PoolOptions {
             threads,
             pin: cores > threads,
