@@ -169,6 +169,67 @@ fn a_result_of_the_wrong_type_is_a_payload_error_not_garbage() {
     );
 }
 
+/// Serializes fine when sized, then fails half way through writing: the ring
+/// already holds part of the argument when the encoder gives up.
+#[derive(Debug)]
+struct Fickle {
+    value: u64,
+    passes: std::cell::Cell<u32>,
+}
+
+impl Serialize for Fickle {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeTuple};
+        self.passes.set(self.passes.get() + 1);
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(&self.value)?;
+        if self.passes.get() > 1 {
+            return Err(S::Error::custom("fickle: fails on the writing pass"));
+        }
+        t.serialize_element(&self.value)?;
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Fickle {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (value, _) = <(u64, u64)>::deserialize(d)?;
+        Ok(Fickle {
+            value,
+            passes: std::cell::Cell::new(0),
+        })
+    }
+}
+
+#[knit::task]
+fn fickle(f: Fickle) -> u64 {
+    f.value
+}
+
+#[test]
+fn an_argument_whose_encoding_fails_part_way_is_a_payload_error() {
+    for balancer in [knit::Balancer::RoundRobin, knit::Balancer::Shared] {
+        let pool = create_pool(PoolOptions {
+            threads: 1,
+            balancer,
+            ..Default::default()
+        })
+        .unwrap();
+        for _ in 0..3 {
+            let arg = Fickle {
+                value: 41,
+                passes: std::cell::Cell::new(0),
+            };
+            let r = pool.call.fickle(arg).wait();
+            assert!(
+                matches!(r, Err(CallError::Payload(PayloadError::Encode(_)))),
+                "{r:?}"
+            );
+            assert_eq!(pool.call.add((40, 1)).wait(), Ok(41));
+        }
+    }
+}
+
 #[test]
 fn payloads_of_every_size_cross_intact() {
     let pool = pool(2);

@@ -125,17 +125,19 @@ impl Producer {
     /// Sends `payload` if there is room now; `Err(Full)` leaves nothing written.
     #[inline]
     pub fn try_send(&mut self, env: Envelope, payload: &[u8]) -> Result<(), TransportError> {
-        self.try_send_with(env, payload.len(), |dst| dst.copy_from_slice(payload))
+        self.try_send_with(env, payload.len(), |dst, _| dst.copy_from_slice(payload))
     }
 
     /// Sends a payload of `len` bytes written in place by `fill` (e.g. an encoder),
-    /// if there is room now. `fill` is called only when the message is accepted.
+    /// if there is room now. `fill` is called only when the message is accepted;
+    /// it may also amend the envelope (the header is written after it), e.g. to
+    /// flag an encoding that failed part way.
     #[inline]
     pub fn try_send_with(
         &mut self,
         env: Envelope,
         len: usize,
-        fill: impl FnOnce(&mut [u8]),
+        fill: impl FnOnce(&mut [u8], &mut Envelope),
     ) -> Result<(), TransportError> {
         let reservation = self.reserve(len)?;
         self.commit(reservation, env, fill);
@@ -145,7 +147,12 @@ impl Producer {
 
     /// Sends `payload`, spinning then parking while the lane is full.
     pub fn send(&mut self, env: Envelope, payload: &[u8]) -> Result<(), TransportError> {
-        self.send_with(env, payload.len(), |dst| dst.copy_from_slice(payload), None)
+        self.send_with(
+            env,
+            payload.len(),
+            |dst, _| dst.copy_from_slice(payload),
+            None,
+        )
     }
 
     /// Like [`Producer::try_send_with`], but waits for room (until `deadline`, if
@@ -154,7 +161,7 @@ impl Producer {
         &mut self,
         env: Envelope,
         len: usize,
-        fill: impl FnOnce(&mut [u8]),
+        fill: impl FnOnce(&mut [u8], &mut Envelope),
         deadline: Option<Instant>,
     ) -> Result<(), TransportError> {
         let reservation = loop {
@@ -243,7 +250,12 @@ impl Producer {
         })
     }
 
-    fn commit(&mut self, r: Reservation, env: Envelope, fill: impl FnOnce(&mut [u8])) {
+    fn commit(
+        &mut self,
+        r: Reservation,
+        mut env: Envelope,
+        fill: impl FnOnce(&mut [u8], &mut Envelope),
+    ) {
         let mask = self.capacity - 1;
         if r.skip > 0 {
             if r.skip >= FRAME_HEADER_BYTES as u64 {
@@ -259,10 +271,6 @@ impl Producer {
         } else {
             KIND_INLINE
         };
-        let header = RawHeader::new(env, r.body_len as u32, kind, self.seq);
-        // SAFETY: the frame's bytes [at, at + frame_bytes(body_len)) are free (checked
-        // by `reserve`) and do not cross the ring's end (the skip guarantees it).
-        unsafe { self.write_header(at, header) };
         let payload: &mut [u8] = match r.overflow_offset {
             None => {
                 // SAFETY: the body follows the header inside the reserved frame.
@@ -293,8 +301,13 @@ impl Producer {
         // If `fill` panics, nothing was published: give back the overflow block so
         // the allocator stays in step with the consumer's release count.
         let undo = CancelOnUnwind(r.overflow_offset.map(|_| &mut self.alloc));
-        fill(payload);
+        fill(payload, &mut env);
         std::mem::forget(undo);
+        let header = RawHeader::new(env, r.body_len as u32, kind, self.seq);
+        // SAFETY: the frame's bytes [at, at + frame_bytes(body_len)) are free (checked
+        // by `reserve`) and do not cross the ring's end (the skip guarantees it);
+        // the body written above starts after the header's bytes.
+        unsafe { self.write_header(at, header) };
         self.seq = self.seq.wrapping_add(1);
         self.tail += frame_bytes(r.body_len) as u64;
     }
@@ -384,7 +397,7 @@ impl Batch<'_> {
     /// Adds a message if there is room; `Err(Full)` leaves the batch as it was.
     #[inline]
     pub fn try_push(&mut self, env: Envelope, payload: &[u8]) -> Result<(), TransportError> {
-        self.try_push_with(env, payload.len(), |dst| dst.copy_from_slice(payload))
+        self.try_push_with(env, payload.len(), |dst, _| dst.copy_from_slice(payload))
     }
 
     /// Adds a message whose payload `fill` writes in place, if there is room.
@@ -393,7 +406,7 @@ impl Batch<'_> {
         &mut self,
         env: Envelope,
         len: usize,
-        fill: impl FnOnce(&mut [u8]),
+        fill: impl FnOnce(&mut [u8], &mut Envelope),
     ) -> Result<(), TransportError> {
         let reservation = self.producer.reserve(len)?;
         self.producer.commit(reservation, env, fill);

@@ -153,31 +153,35 @@ impl Caller {
                     }
                 };
                 self.prepare(entry, ticket);
-                let mut env = Envelope {
+                let env = Envelope {
                     call_id: ticket.call_id(),
                     task_id: entry.id,
                     flags: 0,
                 };
-                let sent = loop {
-                    let sent = sender.producer.send_with(
+                // The worker answers a call whose encoding failed part way with
+                // `CallError::Payload` instead of decoding what was written.
+                let fill = |dst: &mut [u8], env: &mut Envelope| {
+                    if encode(dst).is_err() {
+                        env.flags |= FLAG_ENCODE_FAILED;
+                    }
+                };
+                // Almost always there is room: no clock read for a deadline.
+                let mut sent = sender.producer.try_send_with(env, len, fill);
+                while matches!(sent, Err(TransportError::Full)) {
+                    sent = sender.producer.send_with(
                         env,
                         len,
-                        |dst| {
-                            if encode(dst).is_err() {
-                                env.flags |= FLAG_ENCODE_FAILED;
-                            }
-                        },
+                        fill,
                         Some(Instant::now() + FULL_LANE_RETRY),
                     );
-                    if !matches!(sent, Err(TransportError::Full)) {
-                        break sent;
+                    if matches!(sent, Err(TransportError::Full)) {
+                        // The lane stayed full: let go of it for a moment (its
+                        // worker may be dying and need the lock to be replaced).
+                        drop(sender);
+                        std::thread::yield_now();
+                        sender = lane.lock();
                     }
-                    // The lane stayed full: let go of it for a moment (its
-                    // worker may be dying and need the lock to be replaced).
-                    drop(sender);
-                    std::thread::yield_now();
-                    sender = lane.lock();
-                };
+                }
                 match sent {
                     Ok(()) => {
                         lane.count_submitted();

@@ -62,8 +62,10 @@ pub(crate) struct LaneSender {
     pub generation: u64,
 }
 
+/// Host-written and worker-written fields sit on separate cache lines: a
+/// worker counting an outcome must not steal the line holding the sender lock.
 pub(crate) struct ThreadLane {
-    sender: Mutex<LaneSender>,
+    sender: CachePadded<Mutex<LaneSender>>,
     /// Calls sent (written under the sender lock, on the host's side).
     submitted: CachePadded<AtomicU64>,
     /// Calls finished or skipped (written by the lane's current worker only).
@@ -71,11 +73,11 @@ pub(crate) struct ThreadLane {
     /// The current worker thread (a replaced one is detached).
     pub handle: Mutex<Option<JoinHandle<()>>>,
     /// Calls accepted onto this lane, ever (for `PoolStats::in_flight`).
-    accepted: AtomicU64,
+    accepted: CachePadded<AtomicU64>,
     /// Outcomes this lane's workers delivered (written by the current worker).
-    pub outcomes: Counters,
+    pub outcomes: CachePadded<Counters>,
     /// Nanoseconds spent running tasks (with timing on).
-    pub busy: AtomicU64,
+    pub busy: CachePadded<AtomicU64>,
     pub wait: Histogram,
     pub run: Histogram,
     /// Times this lane got a new worker.
@@ -85,18 +87,18 @@ pub(crate) struct ThreadLane {
 impl ThreadLane {
     pub(crate) fn new(producer: Producer) -> Self {
         ThreadLane {
-            sender: Mutex::new(LaneSender {
+            sender: CachePadded::new(Mutex::new(LaneSender {
                 producer,
                 slots: SlotCache::new(),
                 status: Arc::new(WorkerStatus::new()),
                 generation: 0,
-            }),
+            })),
             submitted: CachePadded::new(AtomicU64::new(0)),
             completed: CachePadded::new(AtomicU64::new(0)),
             handle: Mutex::new(None),
-            accepted: AtomicU64::new(0),
-            outcomes: Counters::new(),
-            busy: AtomicU64::new(0),
+            accepted: CachePadded::new(AtomicU64::new(0)),
+            outcomes: CachePadded::new(Counters::new()),
+            busy: CachePadded::new(AtomicU64::new(0)),
             wait: Histogram::new(),
             run: Histogram::new(),
             restarts: AtomicU64::new(0),

@@ -273,7 +273,7 @@ impl Pool {
         let (completed, failed) = stats::sum(
             lanes
                 .iter()
-                .map(|l| &l.outcomes)
+                .map(|l| &*l.outcomes)
                 .chain([&shared.stats.outcomes, &shared.table.early]),
         );
         let accepted: u64 = lanes.iter().map(|l| l.accepted()).sum::<u64>()

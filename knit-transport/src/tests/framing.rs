@@ -121,12 +121,31 @@ fn drain_stops_at_max_and_keeps_the_rest() {
 fn in_place_writes_fill_exactly_the_announced_length() {
     let (mut host, mut worker) = small_lane();
     host.requests
-        .try_send_with(env(1), 5, |buf| {
+        .try_send_with(env(1), 5, |buf, _| {
             assert_eq!(buf.len(), 5);
             buf.copy_from_slice(&pattern(1, 5));
         })
         .unwrap();
     expect_message(&mut worker, 1, 5);
+}
+
+#[test]
+fn the_filler_can_amend_the_envelope_it_is_sent_with() {
+    let (mut host, mut worker) = small_lane();
+    host.requests
+        .try_send_with(env(2), 3, |buf, e| {
+            buf.copy_from_slice(&[7, 8, 9]);
+            e.flags |= 0x8000_0000;
+        })
+        .unwrap();
+    let (got, body) = worker
+        .requests
+        .try_recv(|f| (f.envelope(), f.payload().to_vec()))
+        .unwrap()
+        .expect("a message is waiting");
+    assert_eq!(got.call_id, 2);
+    assert_eq!(got.flags, env(2).flags | 0x8000_0000);
+    assert_eq!(body, [7, 8, 9]);
 }
 
 #[test]
@@ -152,7 +171,7 @@ fn a_panicking_fill_sends_nothing() {
     let (mut host, mut worker) = small_lane();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         host.requests
-            .try_send_with(env(9), 1000, |_| panic!("encoder failed"))
+            .try_send_with(env(9), 1000, |_, _| panic!("encoder failed"))
     }));
     assert!(result.is_err());
     assert!(!worker.requests.has_pending());
