@@ -450,8 +450,24 @@ impl CallTable {
         add: impl Fn(u32) -> u32,
         allowed: impl Fn(u32) -> bool,
     ) -> Option<(u32, u32)> {
+        let s = self.word(t.index).load(Ordering::Acquire);
+        self.transition_from(t, s, add, allowed)
+    }
+
+    /// [`CallTable::transition`] starting from a guess of the current state
+    /// instead of a load. On a line another core holds, a load then a
+    /// compare-exchange cost two coherence round trips; a right guess costs one
+    /// (a wrong one just retries with the value the exchange returned).
+    #[inline]
+    fn transition_from(
+        &self,
+        t: Ticket,
+        guess: u32,
+        add: impl Fn(u32) -> u32,
+        allowed: impl Fn(u32) -> bool,
+    ) -> Option<(u32, u32)> {
         let word = self.word(t.index);
-        let mut s = word.load(Ordering::Acquire);
+        let mut s = guess;
         loop {
             if generation(s) != t.gen || !allowed(s) {
                 return None;
@@ -499,7 +515,9 @@ impl CallTable {
         if t.index as usize >= self.slots.len() {
             return false;
         }
-        self.transition(t, |_| RUNNING, |s| s & (RUNNING | EARLY | DONE) == 0)
+        // Usually nobody has touched the call since it was sent.
+        let fresh = t.gen << GEN_SHIFT;
+        self.transition_from(t, fresh, |_| RUNNING, |s| s & (RUNNING | EARLY | DONE) == 0)
             .is_some()
     }
 
@@ -510,8 +528,9 @@ impl CallTable {
         // RESULT, so it alone may write `outcome`, and nobody reads it before the
         // DONE this runner sets below (or ever, if an early settler got there).
         unsafe { *self.slots[t.index as usize].outcome.get() = Some(outcome) };
-        let done = self.transition(
+        let done = self.transition_from(
             t,
+            (t.gen << GEN_SHIFT) | RUNNING,
             |s| {
                 if s & EARLY == 0 {
                     RESULT | DONE
