@@ -173,3 +173,25 @@ impl std::fmt::Debug for PoolOptions {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_count_the_machine_not_a_pinned_callers_affinity() {
+        let online = crate::affinity::all_cores();
+        let Some(&first) = online.first() else {
+            return;
+        };
+        // A caller pinned to one core: `available_parallelism` would say 1.
+        let opts = std::thread::spawn(move || {
+            core_affinity::set_for_current(first);
+            PoolOptions::default()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(opts.threads, online.len().saturating_sub(1).max(1));
+        assert_eq!(opts.pin, online.len() > opts.threads);
+    }
+}
