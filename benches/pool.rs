@@ -56,7 +56,9 @@ fn pool(args: &Args) -> std::io::Result<()> {
          times it after a warm-up; rounds are interleaved across systems. Batches put every \
          call in flight before waiting for any; figures are per call. A cold call follows \
          a 1 ms pause (untimed), after which every system's threads have parked. \
-         Peers: a crossbeam-channel pool (one shared request queue, one reply channel), \
+         Peers: a crossbeam-channel pool (one shared request queue, one reply channel \
+         shared by all calls), the same pool with a one-slot reply channel made per call \
+         (so each call has its own handle, as a knit `Call` does), \
          a std mpsc pool (one queue per worker), rayon (`spawn`, reply on a channel) and \
          tokio (`spawn_blocking` on a current-thread runtime, awaited with `block_on`). \
          p99 is over round means.";

@@ -1,6 +1,8 @@
 //! Request/response pools on channels: crossbeam-channel (one request queue
 //! shared by every worker) and std mpsc (one request queue per worker, filled
-//! round robin, because an mpsc receiver cannot be shared).
+//! round robin, because an mpsc receiver cannot be shared), both replying on
+//! one channel; and crossbeam-channel with a reply channel per call, which
+//! gives every call its own handle as a knit `Call` does.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -177,6 +179,76 @@ impl<I, O, Q: Queue<I>, R: Queue<O>> ChannelPool<I, O, Q, R> {
 impl<I, O, Q: Queue<I>, R: Queue<O>> Drop for ChannelPool<I, O, Q, R> {
     fn drop(&mut self) {
         self.requests.clear();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+/// What a request of the reply-per-call pool carries: the input and where its
+/// result goes.
+type Request<I, O> = (I, crossbeam_channel::Sender<O>);
+
+/// A crossbeam-channel pool in which every request brings its own one-slot
+/// reply channel: each call gets a handle that any thread can wait on, in any
+/// order (what a knit `Call` is), at the price of a channel per call.
+pub struct CrossbeamPerCall<I, O> {
+    requests: Option<crossbeam_channel::Sender<Request<I, O>>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl<I: Send + 'static, O: Send + 'static> CrossbeamPerCall<I, O> {
+    /// `workers` threads sharing one request queue.
+    pub fn start(workers: usize, work: fn(I) -> O) -> Self {
+        let (tx, rx) = crossbeam_channel::bounded::<Request<I, O>>(CAPACITY);
+        let workers = (0..workers)
+            .map(|i| {
+                let rx = rx.clone();
+                std::thread::spawn(move || {
+                    pin_to(i + 1);
+                    while let Ok((x, reply)) = rx.recv() {
+                        // The caller may have dropped its handle; that is its choice.
+                        let _ = reply.send(work(x));
+                    }
+                })
+            })
+            .collect();
+        CrossbeamPerCall {
+            requests: Some(tx),
+            workers,
+        }
+    }
+
+    fn send(&self, input: I) -> crossbeam_channel::Receiver<O> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.requests
+            .as_ref()
+            .expect("the pool is running")
+            .send((input, tx))
+            .expect("reply-per-call pool worker gone");
+        rx
+    }
+
+    /// One request, then its reply.
+    pub fn call(&mut self, input: I) -> O {
+        self.send(input)
+            .recv()
+            .expect("reply-per-call pool worker gone")
+    }
+
+    /// Sends every input, keeping each call's reply channel, then waits for
+    /// each in the order sent.
+    pub fn batch(&mut self, inputs: impl IntoIterator<Item = I>, mut each: impl FnMut(O)) {
+        let handles: Vec<_> = inputs.into_iter().map(|x| self.send(x)).collect();
+        for rx in handles {
+            each(rx.recv().expect("reply-per-call pool worker gone"));
+        }
+    }
+}
+
+impl<I, O> Drop for CrossbeamPerCall<I, O> {
+    fn drop(&mut self) {
+        self.requests = None;
         for w in self.workers.drain(..) {
             let _ = w.join();
         }

@@ -50,6 +50,8 @@ pub enum Contender {
     },
     /// [`channel::Crossbeam`].
     Crossbeam,
+    /// [`channel::CrossbeamPerCall`].
+    CrossbeamPerCall,
     /// [`channel::Mpsc`].
     Mpsc,
     /// [`spawn::Rayon`].
@@ -76,6 +78,7 @@ impl Contender {
     pub fn peers() -> Vec<Contender> {
         vec![
             Contender::Crossbeam,
+            Contender::CrossbeamPerCall,
             Contender::Mpsc,
             Contender::Rayon,
             Contender::Tokio,
@@ -94,6 +97,7 @@ impl Contender {
         match self {
             Contender::Knit { name, .. } => name,
             Contender::Crossbeam => "crossbeam",
+            Contender::CrossbeamPerCall => "crossbeam, reply per call",
             Contender::Mpsc => "std mpsc",
             Contender::Rayon => "rayon",
             Contender::Tokio => "tokio spawn_blocking",
@@ -134,6 +138,9 @@ impl Contender {
             Contender::Crossbeam => {
                 Driver::Crossbeam(channel::Crossbeam::start(workers, work.plain))
             }
+            Contender::CrossbeamPerCall => Driver::CrossbeamPerCall(
+                channel::CrossbeamPerCall::start(workers, work.plain),
+            ),
             Contender::Mpsc => Driver::Mpsc(channel::Mpsc::start(workers, work.plain)),
             Contender::Rayon => Driver::Rayon(spawn::Rayon::start(workers, work.plain)),
             Contender::Tokio => Driver::Tokio(spawn::Tokio::start(workers, work.plain)),
@@ -147,6 +154,8 @@ pub enum Driver<I: Send + 'static, O: Send + 'static> {
     Knit(knit::Pool, fn(&knit::Caller, I) -> knit::Call<O>),
     /// A crossbeam-channel pool.
     Crossbeam(channel::Crossbeam<I, O>),
+    /// A crossbeam-channel pool with a reply channel per call.
+    CrossbeamPerCall(channel::CrossbeamPerCall<I, O>),
     /// A std mpsc pool.
     Mpsc(channel::Mpsc<I, O>),
     /// A rayon pool.
@@ -165,6 +174,7 @@ where
         match self {
             Driver::Knit(pool, task) => task(&pool.call, input).wait().expect("knit call failed"),
             Driver::Crossbeam(p) => p.call(input),
+            Driver::CrossbeamPerCall(p) => p.call(input),
             Driver::Mpsc(p) => p.call(input),
             Driver::Rayon(p) => p.call(input),
             Driver::Tokio(p) => p.call(input),
@@ -181,6 +191,7 @@ where
                 }
             }
             Driver::Crossbeam(p) => p.batch(inputs, each),
+            Driver::CrossbeamPerCall(p) => p.batch(inputs, each),
             Driver::Mpsc(p) => p.batch(inputs, each),
             Driver::Rayon(p) => p.batch(inputs, each),
             Driver::Tokio(p) => p.batch(inputs, each),
