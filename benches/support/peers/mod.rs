@@ -138,9 +138,9 @@ impl Contender {
             Contender::Crossbeam => {
                 Driver::Crossbeam(channel::Crossbeam::start(workers, work.plain))
             }
-            Contender::CrossbeamPerCall => Driver::CrossbeamPerCall(
-                channel::CrossbeamPerCall::start(workers, work.plain),
-            ),
+            Contender::CrossbeamPerCall => {
+                Driver::CrossbeamPerCall(channel::CrossbeamPerCall::start(workers, work.plain))
+            }
             Contender::Mpsc => Driver::Mpsc(channel::Mpsc::start(workers, work.plain)),
             Contender::Rayon => Driver::Rayon(spawn::Rayon::start(workers, work.plain)),
             Contender::Tokio => Driver::Tokio(spawn::Tokio::start(workers, work.plain)),

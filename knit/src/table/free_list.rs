@@ -1,0 +1,245 @@
+//! The table's free slots: a tagged lock-free stack shared by the pool, and the
+//! private chains lanes take from it in batches (so a send usually allocates
+//! under the lane lock it already holds, without touching the shared stack).
+
+use std::sync::atomic::Ordering;
+
+use super::{generation, CallTable, Ticket, ARMED, EARLY, GEN_SHIFT, NIL, WAKER};
+
+/// How many free slots a lane takes from the shared list at a time.
+const CACHE_BATCH: usize = 64;
+
+/// A private chain of free slots (see [`CallTable::alloc_cached`]).
+pub(crate) struct SlotCache {
+    head: u32,
+}
+
+impl SlotCache {
+    pub(crate) fn new() -> Self {
+        SlotCache { head: NIL }
+    }
+}
+
+impl CallTable {
+    /// Takes a free slot from the shared list, or `None` if it is really empty
+    /// (not just held for a moment by a lane taking a batch).
+    pub(crate) fn alloc_settled(&self) -> Option<Ticket> {
+        loop {
+            let ended = self.takes_ended.load(Ordering::SeqCst);
+            let begun = self.takes_begun.load(Ordering::SeqCst);
+            if let Some(t) = self.alloc() {
+                return Some(t);
+            }
+            if begun == ended && self.takes_begun.load(Ordering::SeqCst) == begun {
+                // No batch take was under way from before the look until after it.
+                return None;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// Takes a free slot, or `None` if every slot holds a call.
+    pub(crate) fn alloc(&self) -> Option<Ticket> {
+        let mut head = self.free_head.load(Ordering::Acquire);
+        loop {
+            let index = head as u32;
+            if index == NIL {
+                return None;
+            }
+            let next = self.slots[index as usize].next_free.load(Ordering::Relaxed);
+            let popped = ((head >> 32).wrapping_add(1) << 32) | next as u64;
+            match self.free_head.compare_exchange_weak(
+                head,
+                popped,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    let gen = generation(self.word(index).load(Ordering::Relaxed));
+                    return Some(Ticket { index, gen });
+                }
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Clears a slot that no party can touch any more and puts it back on the
+    /// free list, one generation on. Only what `state` says was used is cleared,
+    /// so a plain call touches no line but its slot's.
+    pub(super) fn free(&self, index: u32, state: u32) {
+        let i = index as usize;
+        // SAFETY: `can_free` held for the state this party installed (or read,
+        // for the caller's fast path), so no runner, early settler or caller
+        // will read or write these cells again for this generation.
+        unsafe { *self.slots[i].outcome.get() = None };
+        if state & (EARLY | WAKER | ARMED) != 0 {
+            let extra = &self.extras[i];
+            if state & EARLY != 0 {
+                // SAFETY: as above.
+                unsafe { *extra.early.get() = None };
+            }
+            if state & WAKER != 0 {
+                drop(extra.waker.lock().unwrap_or_else(|e| e.into_inner()).take());
+            }
+            if state & ARMED != 0 {
+                let deadline = extra.deadline.swap(0, Ordering::Relaxed);
+                let id = Ticket {
+                    index,
+                    gen: generation(state),
+                };
+                self.deadlines.remove(deadline, id.call_id());
+            }
+        }
+        self.aborts.clear(i);
+        let next_gen = generation(state).wrapping_add(1) & (u32::MAX >> GEN_SHIFT);
+        self.word(index)
+            .store(next_gen << GEN_SHIFT, Ordering::Release);
+        self.push_free(index, index);
+    }
+
+    /// Pushes the chain `first ..= last` (linked through `next_free`) onto the
+    /// shared free list.
+    fn push_free(&self, first: u32, last: u32) {
+        let mut head = self.free_head.load(Ordering::Relaxed);
+        loop {
+            self.slots[last as usize]
+                .next_free
+                .store(head as u32, Ordering::Relaxed);
+            let pushed = (head & !(u32::MAX as u64)) | first as u64;
+            match self.free_head.compare_exchange_weak(
+                head,
+                pushed,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Allocates through `cache`, a private chain of free slots owned by one
+    /// lock holder. It is refilled with up to [`CACHE_BATCH`] slots at a time,
+    /// so a run of calls pays one read-modify-write of the shared list per batch
+    /// instead of one per call, and no lane hoards more than a batch.
+    pub(crate) fn alloc_cached(&self, cache: &mut SlotCache) -> Option<Ticket> {
+        if cache.head == NIL {
+            cache.head = self.take_batch();
+            if cache.head == NIL {
+                return None;
+            }
+        }
+        let index = cache.head;
+        cache.head = self.slots[index as usize].next_free.load(Ordering::Relaxed);
+        let gen = generation(self.word(index).load(Ordering::Relaxed));
+        Some(Ticket { index, gen })
+    }
+
+    /// Takes the whole shared list, keeps its first `CACHE_BATCH` slots (as a
+    /// NIL-terminated chain) and puts the rest back.
+    fn take_batch(&self) -> u32 {
+        self.takes_begun.fetch_add(1, Ordering::SeqCst);
+        let first = self.take_batch_inner();
+        self.takes_ended.fetch_add(1, Ordering::SeqCst);
+        first
+    }
+
+    fn take_batch_inner(&self) -> u32 {
+        let first = self.take_all();
+        if first == NIL {
+            return NIL;
+        }
+        let mut last = first;
+        for _ in 1..CACHE_BATCH {
+            let next = self.slots[last as usize].next_free.load(Ordering::Relaxed);
+            if next == NIL {
+                return first;
+            }
+            last = next;
+        }
+        let rest = self.slots[last as usize].next_free.load(Ordering::Relaxed);
+        self.slots[last as usize]
+            .next_free
+            .store(NIL, Ordering::Relaxed);
+        if rest != NIL {
+            self.put_back(rest);
+        }
+        first
+    }
+
+    /// Empties the shared list; returns its first slot (or NIL).
+    fn take_all(&self) -> u32 {
+        let mut head = self.free_head.load(Ordering::Acquire);
+        loop {
+            if head as u32 == NIL {
+                return NIL;
+            }
+            let emptied = ((head >> 32).wrapping_add(1) << 32) | NIL as u64;
+            match self.free_head.compare_exchange_weak(
+                head,
+                emptied,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return head as u32,
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Puts a NIL-terminated chain (the remainder of a batch) back on the
+    /// shared list, splicing in whatever was freed meanwhile.
+    fn put_back(&self, mut chain: u32) {
+        loop {
+            let head = self.free_head.load(Ordering::Acquire);
+            if head as u32 == NIL {
+                let restored = (head & !(u32::MAX as u64)) | chain as u64;
+                if self
+                    .free_head
+                    .compare_exchange(head, restored, Ordering::Release, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return;
+                }
+                continue;
+            }
+            // Slots were freed since the batch was taken (a short chain): take
+            // them, hang `chain` after them, and try again.
+            let freed = self.take_all();
+            if freed == NIL {
+                continue;
+            }
+            let mut tail = freed;
+            loop {
+                let next = self.slots[tail as usize].next_free.load(Ordering::Relaxed);
+                if next == NIL {
+                    break;
+                }
+                tail = next;
+            }
+            self.slots[tail as usize]
+                .next_free
+                .store(chain, Ordering::Relaxed);
+            chain = freed;
+        }
+    }
+
+    /// Hands `cache`'s slots back to the shared list (so another lane can use
+    /// them when the table runs low).
+    pub(crate) fn return_cache(&self, cache: &mut SlotCache) {
+        if cache.head == NIL {
+            return;
+        }
+        let first = cache.head;
+        let mut last = first;
+        loop {
+            let next = self.slots[last as usize].next_free.load(Ordering::Relaxed);
+            if next == NIL {
+                break;
+            }
+            last = next;
+        }
+        cache.head = NIL;
+        self.push_free(first, last);
+    }
+}
