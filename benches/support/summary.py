@@ -29,7 +29,9 @@ by tens of percent from run to run; the ratios are steadier.
 - **Hardware:** {machine}
 - **Peers**, each doing exactly knit's work (same function, same inputs, same
   batch sizes; one worker pinned to core 1 and the caller on core 0 unless said
-  otherwise): a crossbeam-channel request/response pool, a std mpsc pool, rayon
+  otherwise): a crossbeam-channel request/response pool in two forms (one
+  reply channel shared by all calls, and a one-slot reply channel per call, so
+  each call has its own handle as a knit `Call` does), a std mpsc pool, rayon
   (`spawn`, reply on a channel), tokio `spawn_blocking`; and as floors, the
   bare two-thread atomic ping-pong and futex ping-pong. std mpsc and tokio's
   blocking pool park their threads almost at once, so each of their round trips
@@ -53,15 +55,24 @@ WHY = """### Where knit loses, and why
 The lists under each table are generated from the run. The reasons, as far as
 the pool's design at the time of this run explains them:
 
+- **Hot round trip:** the floor moves one cache line each way. A knit call
+  moves the ring's line to the worker, then its call slot's line to the worker
+  (the claim) and back to the caller (the result): at least three one-way
+  transfers, so about 1.5× the floor before any work is done; the encode,
+  decode, lane lock and slot bookkeeping on both sides come on top. Getting
+  under 1.5× needs results to come back on a line the worker already owns (a
+  response ring) and a claim that does not touch the caller's line; that is
+  the next step of the design, not done yet.
 - **Batches of no-op calls:** a knit call takes its lane's mutex, pays a
   SeqCst fence when it publishes, and its call slot is written by both sides
   (the worker claims and settles it with two compare-and-swaps; the caller
   reads it and puts it back on the free list), so each call moves a few cache
-  lines between the cores. The crossbeam and mpsc peers send a bare `u64` back
-  on one shared reply channel that the single caller drains in order: they never
-  route a result to the call that asked for it, which knit's `Call<T>` (or any
-  pool serving many callers and futures) must do. A crossbeam pool with a reply
-  channel per call is much slower than both (see the closing notes).
+  lines between the cores. The plain crossbeam and mpsc peers send a bare `u64`
+  back on one shared reply channel that the single caller drains in order: they
+  never route a result to the call that asked for it, which knit's `Call<T>`
+  (or any pool serving many callers and futures) must do. The crossbeam pool
+  that does route each result to its own handle (a reply channel per call) is
+  the like-for-like peer, and knit is well ahead of it.
 - **Payloads:** knit encodes the argument into shared memory and decodes it on
   the worker (and the result back): two copies per direction, and `Vec<u8>`
   goes through serde element by element. The in-process peers move a pointer.

@@ -209,14 +209,7 @@ impl CallTable {
             if freed == NIL {
                 continue;
             }
-            let mut tail = freed;
-            loop {
-                let next = self.slots[tail as usize].next_free.load(Ordering::Relaxed);
-                if next == NIL {
-                    break;
-                }
-                tail = next;
-            }
+            let tail = self.chain_end(freed);
             self.slots[tail as usize]
                 .next_free
                 .store(chain, Ordering::Relaxed);
@@ -231,15 +224,20 @@ impl CallTable {
             return;
         }
         let first = cache.head;
+        let last = self.chain_end(first);
+        cache.head = NIL;
+        self.push_free(first, last);
+    }
+
+    /// The last slot of the private chain starting at `first`.
+    fn chain_end(&self, first: u32) -> u32 {
         let mut last = first;
         loop {
             let next = self.slots[last as usize].next_free.load(Ordering::Relaxed);
             if next == NIL {
-                break;
+                return last;
             }
             last = next;
         }
-        cache.head = NIL;
-        self.push_free(first, last);
     }
 }
