@@ -1,5 +1,6 @@
 //! Payloads: one round trip echoing a `Vec<u8>` of 8 B … 8 MiB (result
-//! `payloads`, in bytes/s), and the same echo for each kind of type:
+//! `payloads`, in bytes/s; knit also with the bytes in a
+//! `serde_bytes::ByteBuf`), and the same echo for each kind of type:
 //! primitive, string, struct, bytes (result `types`).
 //!
 //! `cargo bench --bench payloads [-- --quick] [--filter NAME] [--json] [--out DIR]`
@@ -54,9 +55,23 @@ fn echo_order(v: Order) -> Order {
     v
 }
 
+/// The same bytes as one serde byte string: encoded and decoded as one block
+/// instead of element by element.
+#[knit::task]
+fn echo_byte_buf(v: serde_bytes::ByteBuf) -> serde_bytes::ByteBuf {
+    v
+}
+
 const BYTES: Work<Vec<u8>, Vec<u8>> = Work {
     task: |c, x| c.echo_bytes(x),
     plain: echo_bytes,
+};
+
+/// knit echoing a `ByteBuf` (a `Vec<u8>` inside); the caller clones it for
+/// each call, as the other scenarios clone their `Vec`.
+const BYTE_BUF: Work<serde_bytes::ByteBuf, serde_bytes::ByteBuf> = Work {
+    task: |c, x| c.echo_byte_buf(x),
+    plain: echo_byte_buf,
 };
 
 /// A one-worker round-trip group; a payload group when `bytes` is given.
@@ -82,7 +97,9 @@ fn payloads(args: &Args) -> std::io::Result<()> {
                  One worker pinned to core 1, caller on core 0; calls per round shrink with \
                  size. knit copies the bytes into its shared-memory rings (payloads above 8 KiB \
                  go through the lane's overflow area) and out again on each side; the peers \
-                 move the `Vec`'s pointer, so this measures what knit's copy-based design costs.";
+                 move the `Vec`'s pointer, so this measures what knit's copy-based design costs. \
+                 serde sends a `Vec<u8>` element by element; \"knit, serde_bytes::ByteBuf\" \
+                 echoes the same bytes as a `ByteBuf` (one length, then one block copy).";
     let meta = Meta {
         name: "payloads",
         title: "Payload sweep (echo of a Vec<u8>)",
@@ -97,11 +114,22 @@ fn payloads(args: &Args) -> std::io::Result<()> {
     };
     let mut bench = Bench::new(args, meta);
     let all = Contender::with_peers(Contender::knit());
+    let byte_buf = [Contender::knit_with(
+        "knit, serde_bytes::ByteBuf",
+        knit::PoolOptions::default(),
+    )];
     for &size in sizes {
         let name = fmt_bytes(size as f64);
         let iters = (budget / size as u64).clamp(4, max_iters);
         let group = group(&name, iters, Some(size as u64));
         add_echo_group(&mut bench, group, &all, BYTES, vec![0xA5u8; size]);
+        add_echo_group(
+            &mut bench,
+            group,
+            &byte_buf,
+            BYTE_BUF,
+            serde_bytes::ByteBuf::from(vec![0xA5u8; size]),
+        );
     }
     bench.finish()
 }
