@@ -74,9 +74,12 @@ the pool's design at the time of this run explains them:
   that does route each result to its own handle (a reply channel per call) is
   the like-for-like peer, and knit is well ahead of it.
 - **Payloads:** knit encodes the argument into shared memory and decodes it on
-  the worker (and the result back): two copies per direction, and `Vec<u8>`
-  goes through serde element by element. The in-process peers move a pointer.
-  This is the price of a transport that also serves process lanes.
+  the worker (and the result back): two copies per direction. A plain
+  `Vec<u8>` goes through serde element by element; the same bytes in a
+  `serde_bytes::ByteBuf` are one block copy (the "knit, serde_bytes::ByteBuf"
+  rows), which is what to use for byte buffers. The in-process peers move a
+  pointer: the copies are the price of a transport that also serves process
+  lanes.
 - **CPU-bound work on every core:** a waiting knit caller spins (50 µs by
   default) before it parks; with as many workers as cores, that spin competes
   with the worker sharing the caller's core. The peers park their caller sooner.
