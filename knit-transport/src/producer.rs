@@ -155,20 +155,24 @@ impl Producer {
         )
     }
 
-    /// Like [`Producer::try_send_with`], but waits for room (until `deadline`, if
-    /// given; then `Err(Full)`).
+    /// Like [`Producer::try_send_with`], but waits for room: at most `timeout`
+    /// (if given) from when the lane is first found full, then `Err(Full)`.
+    /// When there is room, no clock is read.
     pub fn send_with(
         &mut self,
         env: Envelope,
         len: usize,
         fill: impl FnOnce(&mut [u8], &mut Envelope),
-        deadline: Option<Instant>,
+        timeout: Option<Duration>,
     ) -> Result<(), TransportError> {
+        let mut deadline = None;
         let reservation = loop {
             match self.reserve(len) {
                 Err(TransportError::Full) => {
                     self.publish();
-                    match self.wait_for_space(deadline) {
+                    let until =
+                        *deadline.get_or_insert_with(|| timeout.map(|t| Instant::now() + t));
+                    match self.wait_for_space(until) {
                         WaitOutcome::Ready => continue,
                         WaitOutcome::Closed => return Err(TransportError::Closed),
                         WaitOutcome::TimedOut => return Err(TransportError::Full),

@@ -165,23 +165,19 @@ impl Caller {
                         env.flags |= FLAG_ENCODE_FAILED;
                     }
                 };
-                // Almost always there is room: no clock read for a deadline.
-                let mut sent = sender.producer.try_send_with(env, len, fill);
-                while matches!(sent, Err(TransportError::Full)) {
-                    sent = sender.producer.send_with(
-                        env,
-                        len,
-                        fill,
-                        Some(Instant::now() + FULL_LANE_RETRY),
-                    );
-                    if matches!(sent, Err(TransportError::Full)) {
-                        // The lane stayed full: let go of it for a moment (its
-                        // worker may be dying and need the lock to be replaced).
-                        drop(sender);
-                        std::thread::yield_now();
-                        sender = lane.lock();
+                let sent = loop {
+                    let sent = sender
+                        .producer
+                        .send_with(env, len, fill, Some(FULL_LANE_RETRY));
+                    if !matches!(sent, Err(TransportError::Full)) {
+                        break sent;
                     }
-                }
+                    // The lane stayed full: let go of it for a moment (its
+                    // worker may be dying and need the lock to be replaced).
+                    drop(sender);
+                    std::thread::yield_now();
+                    sender = lane.lock();
+                };
                 match sent {
                     Ok(()) => {
                         lane.count_submitted();

@@ -130,6 +130,30 @@ fn in_place_writes_fill_exactly_the_announced_length() {
 }
 
 #[test]
+fn a_send_on_a_full_lane_gives_up_after_its_timeout_and_succeeds_once_there_is_room() {
+    let (mut host, mut worker) = small_lane();
+    let mut sent = 0u64;
+    while host
+        .requests
+        .try_send(env(sent), &pattern(sent, 40))
+        .is_ok()
+    {
+        sent += 1;
+    }
+    let fill = |buf: &mut [u8], _: &mut Envelope| buf.copy_from_slice(&pattern(sent, 40));
+    let wait = Some(std::time::Duration::from_millis(2));
+    assert!(matches!(
+        host.requests.send_with(env(sent), 40, fill, wait),
+        Err(TransportError::Full)
+    ));
+    expect_message(&mut worker, 0, 40);
+    host.requests.send_with(env(sent), 40, fill, wait).unwrap();
+    for id in 1..=sent {
+        expect_message(&mut worker, id, 40);
+    }
+}
+
+#[test]
 fn the_filler_can_amend_the_envelope_it_is_sent_with() {
     let (mut host, mut worker) = small_lane();
     host.requests
