@@ -126,14 +126,10 @@ fn online_cores() -> usize {
     crate::affinity::all_cores().len().max(1)
 }
 
-fn default_threads() -> usize {
-    online_cores().saturating_sub(1).max(1)
-}
-
 impl Default for PoolOptions {
     fn default() -> Self {
-        let threads = default_threads();
         let cores = online_cores();
+        let threads = cores.saturating_sub(1).max(1);
         PoolOptions {
             threads,
             pin: cores > threads,
