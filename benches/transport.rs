@@ -64,19 +64,19 @@ fn echo_lane(spin: Duration) -> (HostEnd, std::thread::JoinHandle<()>) {
     (host, handle)
 }
 
+/// The envelope of request `i` (the echo worker sends it back as it came).
+fn request(i: u64) -> Envelope {
+    Envelope {
+        call_id: i,
+        task_id: 1,
+        flags: 0,
+    }
+}
+
 fn ping_pong(iters: u64, spin: Duration) -> Duration {
     let (mut host, worker) = echo_lane(spin);
     let elapsed = timed(iters / 10 + 10, iters, |i| {
-        host.requests
-            .send(
-                Envelope {
-                    call_id: i,
-                    task_id: 1,
-                    flags: 0,
-                },
-                &i.to_le_bytes(),
-            )
-            .unwrap();
+        host.requests.send(request(i), &i.to_le_bytes()).unwrap();
         let back = host.responses.recv(|f| f.envelope().call_id).unwrap();
         assert_eq!(back, i);
     });
@@ -92,16 +92,7 @@ fn bursts(messages: u64) -> Duration {
     let elapsed = timed(10, messages / BURST, |_| {
         let mut batch = host.requests.batch();
         for i in 0..BURST {
-            batch
-                .try_push(
-                    Envelope {
-                        call_id: i,
-                        task_id: 1,
-                        flags: 0,
-                    },
-                    &i.to_le_bytes(),
-                )
-                .unwrap();
+            batch.try_push(request(i), &i.to_le_bytes()).unwrap();
         }
         batch.publish();
         let mut received = 0;

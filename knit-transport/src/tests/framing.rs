@@ -43,14 +43,7 @@ fn frames_wrap_at_every_offset_near_the_end() {
     let sizes = [0usize, 1, 7, 8, 9, 24, 31, 64, 100, 128, 5, 128, 0];
     for k in (1024 - 256..1024).step_by(8) {
         let (mut host, mut worker) = lane_at_offset(k);
-        for (i, &len) in sizes.iter().enumerate() {
-            host.requests
-                .try_send(env(i as u64), &pattern(i as u64, len))
-                .unwrap();
-        }
-        for (i, &len) in sizes.iter().enumerate() {
-            expect_message(&mut worker, i as u64, len);
-        }
+        send_then_expect_all(&mut host, &mut worker, &sizes);
         assert!(
             worker.requests.try_recv(|_| ()).unwrap().is_none(),
             "offset {k}"

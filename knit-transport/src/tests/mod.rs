@@ -42,6 +42,19 @@ pub(crate) fn pattern(call_id: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Sends message `i` with `pattern(i, sizes[i])` for every entry of `sizes`,
+/// then receives and checks them all, in order.
+pub(crate) fn send_then_expect_all(host: &mut HostEnd, worker: &mut WorkerEnd, sizes: &[usize]) {
+    for (i, &len) in sizes.iter().enumerate() {
+        host.requests
+            .try_send(env(i as u64), &pattern(i as u64, len))
+            .unwrap();
+    }
+    for (i, &len) in sizes.iter().enumerate() {
+        expect_message(worker, i as u64, len);
+    }
+}
+
 /// Receives one message and checks it is `call_id` with the expected payload.
 pub(crate) fn expect_message(worker: &mut WorkerEnd, call_id: u64, len: usize) {
     let got = worker

@@ -86,13 +86,6 @@ fn inline_and_overflow_messages_interleave_in_order() {
     let (mut host, mut worker) = small_lane();
     let sizes = [10usize, 1500, 0, 129, 128, 2000, 64];
     for _round in 0..20 {
-        for (i, &len) in sizes.iter().enumerate() {
-            host.requests
-                .try_send(env(i as u64), &pattern(i as u64, len))
-                .unwrap();
-        }
-        for (i, &len) in sizes.iter().enumerate() {
-            expect_message(&mut worker, i as u64, len);
-        }
+        send_then_expect_all(&mut host, &mut worker, &sizes);
     }
 }
