@@ -301,7 +301,7 @@ impl<T: DeserializeOwned> Call<T> {
         }
         match &self.state {
             State::InFlight { ticket, shared, .. } => {
-                match shared.table.settle_early(*ticket, CallError::Aborted, true) {
+                match shared.settle_early(*ticket, CallError::Aborted) {
                     Some(was_running) if was_running => Cancelled::WhileRunning,
                     Some(_) => Cancelled::BeforeRun,
                     None => Cancelled::TooLate,

@@ -152,6 +152,9 @@ impl Caller {
                         t
                     }
                 };
+                // Before `prepare`, which may arm a deadline (and so tell the
+                // watchdog about the ticket).
+                shared.table.mark_laned(ticket, lane.index);
                 self.prepare(entry, ticket);
                 let env = Envelope {
                     call_id: ticket.call_id(),

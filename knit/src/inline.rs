@@ -9,7 +9,7 @@ use crate::registry::TaskEntry;
 use crate::run::run_task;
 use crate::shared::Shared;
 use crate::stats::FailureKind;
-use crate::table::Ticket;
+use crate::table::{Claim, Ticket};
 
 pub(crate) struct InlineJob {
     pub ticket: Ticket,
@@ -64,7 +64,7 @@ impl InlineLane {
                 self.completed.fetch_add(1, Ordering::Release);
                 let kind = outcome.error().map(FailureKind::of);
                 shared.stats.settled(kind);
-                if !table.finish(job.ticket, outcome) {
+                if !table.finish(job.ticket, outcome, Claim::Cas) {
                     shared.stats.outcomes.unsettle(kind);
                 }
             } else {

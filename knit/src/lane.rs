@@ -3,7 +3,7 @@
 //! takes to replace the lane's worker when it dies or gets stuck.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -12,7 +12,7 @@ use knit_transport::Producer;
 
 use crate::shared::Shared;
 use crate::stats::{Counters, FailureKind, Histogram};
-use crate::table::{SlotCache, Ticket};
+use crate::table::{CallTable, SlotCache, Ticket};
 
 /// `WorkerStatus::current` when the worker runs nothing.
 const IDLE: u64 = u64::MAX;
@@ -21,6 +21,10 @@ const IDLE: u64 = u64::MAX;
 /// thread's own death watch.
 pub(crate) struct WorkerStatus {
     current: AtomicU64,
+    /// The laned call this worker last decided to run (see `table`'s module
+    /// docs): an early settler that finds `current` on a call waits for this
+    /// or for the call's state to say it was skipped.
+    running: AtomicU64,
     /// Set when the lane got a new worker: this one no longer counts calls.
     pub retired: AtomicBool,
 }
@@ -29,6 +33,7 @@ impl WorkerStatus {
     pub(crate) fn new() -> Self {
         WorkerStatus {
             current: AtomicU64::new(IDLE),
+            running: AtomicU64::new(IDLE),
             retired: AtomicBool::new(false),
         }
     }
@@ -36,6 +41,51 @@ impl WorkerStatus {
     #[inline]
     pub(crate) fn start(&self, t: Ticket) {
         self.current.store(t.call_id(), Ordering::Release);
+    }
+
+    /// Publishes `t` as the call this worker starts, as the first half of the
+    /// handshake with early settlers and with a lane replacement (see
+    /// `table`'s module docs): a sequentially consistent store, after which
+    /// the worker reads their flags.
+    #[inline]
+    pub(crate) fn begin(&self, t: Ticket) {
+        self.current.swap(t.call_id(), Ordering::SeqCst);
+    }
+
+    /// Records that this worker runs laned call `t` (after [`WorkerStatus::begin`]
+    /// and the checks that follow it).
+    #[inline]
+    pub(crate) fn decide_to_run(&self, t: Ticket) {
+        self.running.store(t.call_id(), Ordering::Release);
+    }
+
+    /// Whether this worker decided to run `t`.
+    pub(crate) fn decided_to_run(&self, t: Ticket) -> bool {
+        self.running.load(Ordering::Acquire) == t.call_id()
+    }
+
+    /// The other half, for a lane replacement: marks this worker retired, then
+    /// returns the call it runs (whose frame must then not be handed to the
+    /// new worker). Any laned call the worker starts after that sees `retired`
+    /// and is claimed by compare-and-swap.
+    pub(crate) fn retire(&self) -> Option<Ticket> {
+        self.retired.swap(true, Ordering::SeqCst);
+        self.current_seqcst()
+    }
+
+    /// Whether this worker was retired, read as the second half of [`WorkerStatus::begin`].
+    #[inline]
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::SeqCst)
+    }
+
+    /// The call this worker runs, read sequentially consistently (the early
+    /// settler's half of the handshake).
+    pub(crate) fn current_seqcst(&self) -> Option<Ticket> {
+        match self.current.load(Ordering::SeqCst) {
+            IDLE => None,
+            id => Some(Ticket::from_call_id(id)),
+        }
     }
 
     #[inline]
@@ -58,13 +108,48 @@ pub(crate) struct LaneSender {
     pub slots: SlotCache,
     /// The current worker's status.
     pub status: Arc<WorkerStatus>,
+    /// Workers this lane retired that may still be running a call (dropped
+    /// once their thread ends): early settlers look at them too.
+    pub retired: Vec<Weak<WorkerStatus>>,
     /// How many times this lane got a new worker.
     pub generation: u64,
+}
+
+impl LaneSender {
+    /// Whether a worker of this lane runs (or ran) laned call `t`: read
+    /// after raising `t`'s `settled_early` flag (see `table`'s module docs).
+    /// A worker found on `t` is waited for until it has decided.
+    pub(crate) fn runs(&self, t: Ticket, table: &CallTable) -> bool {
+        let current = std::iter::once(self.status.clone());
+        let retired = self.retired.iter().filter_map(Weak::upgrade);
+        for status in current.chain(retired) {
+            let mut spins = 0u32;
+            while status.current_seqcst() == Some(t) {
+                if status.decided_to_run(t) {
+                    return true;
+                }
+                if let Some(ran) = table.laned_ran(t) {
+                    return ran;
+                }
+                // The worker is between publishing `t` and deciding: a few
+                // instructions, unless it was preempted there.
+                spins += 1;
+                if spins < 100 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        }
+        false
+    }
 }
 
 /// Host-written and worker-written fields sit on separate cache lines: a
 /// worker counting an outcome must not steal the line holding the sender lock.
 pub(crate) struct ThreadLane {
+    /// This lane's index among the pool's worker lanes.
+    pub index: u32,
     sender: CachePadded<Mutex<LaneSender>>,
     /// Calls sent (written under the sender lock, on the host's side).
     submitted: CachePadded<AtomicU64>,
@@ -85,12 +170,14 @@ pub(crate) struct ThreadLane {
 }
 
 impl ThreadLane {
-    pub(crate) fn new(producer: Producer) -> Self {
+    pub(crate) fn new(index: u32, producer: Producer) -> Self {
         ThreadLane {
+            index,
             sender: CachePadded::new(Mutex::new(LaneSender {
                 producer,
                 slots: SlotCache::new(),
                 status: Arc::new(WorkerStatus::new()),
+                retired: Vec::new(),
                 generation: 0,
             })),
             submitted: CachePadded::new(AtomicU64::new(0)),

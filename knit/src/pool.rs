@@ -95,9 +95,9 @@ pub fn create_pool(options: PoolOptions) -> Result<Pool, PoolError> {
         options.hard_timeout,
         options.timing,
     );
-    for _ in 0..options.threads {
+    for index in 0..options.threads {
         let (producer, end, responses) = shared.open_lane()?;
-        lanes.push(ThreadLane::new(producer));
+        lanes.push(ThreadLane::new(index as u32, producer));
         ends.push((end, responses));
     }
     shared.lanes = lanes;
@@ -226,16 +226,20 @@ impl Pool {
     fn reject_pending(&self) {
         let shared = self.shared();
         let closed = |t: Ticket| {
-            shared.table.settle_early(t, CallError::Closed, true);
+            shared.settle_early(t, CallError::Closed);
         };
         for lane in &shared.lanes {
-            let mut sender = lane.lock();
-            if let Some(t) = sender.status.current() {
-                closed(t);
+            // Collected under the lane's lock, settled without it (settling
+            // looks at the lane's worker, under that lock).
+            let mut queued = Vec::new();
+            {
+                let mut sender = lane.lock();
+                queued.extend(sender.status.current());
+                let _ = sender
+                    .producer
+                    .salvage(|frame| queued.push(Ticket::from_call_id(frame.envelope().call_id)));
             }
-            let _ = sender
-                .producer
-                .salvage(|frame| closed(Ticket::from_call_id(frame.envelope().call_id)));
+            queued.into_iter().for_each(closed);
         }
         if let Some(inline) = &shared.inline {
             for t in inline.take_all() {

@@ -18,7 +18,7 @@ use crate::queue::SharedQueue;
 use crate::registry::{Registry, TaskEntry};
 use crate::stats::PoolCounters;
 use crate::table::{CallTable, Ticket};
-use crate::worker::{worker_loop, WorkerContext};
+use crate::worker::{worker_loop, WorkerContext, FLAG_REDELIVERED};
 
 /// Why a lane gets a new worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,9 @@ pub(crate) enum LaneCause {
     Stuck,
 }
 
+/// Aligned to two cache lines so that the `Arc` counts every `Call` bumps do
+/// not share a line with the fields workers read on every call.
+#[repr(align(128))]
 pub(crate) struct Shared {
     pub lanes: Vec<ThreadLane>,
     pub inline: Option<InlineLane>,
@@ -183,6 +186,18 @@ impl Shared {
             })
     }
 
+    /// Settles `t` early with `error` and raises its abort flag (see
+    /// [`CallTable::settle_early`]): `None` if it had settled already, else
+    /// whether it had started running.
+    pub(crate) fn settle_early(&self, t: Ticket, error: CallError) -> Option<bool> {
+        let lane_runs = |t: Ticket, lane: u32| {
+            self.lanes
+                .get(lane as usize)
+                .is_some_and(|l| l.lock().runs(t, &self.table))
+        };
+        self.table.settle_early(t, error, true, Some(&lane_runs))
+    }
+
     /// The caller is done with a call (took its outcome).
     pub(crate) fn finish_call(&self, ticket: Ticket) {
         self.table.release(ticket);
@@ -251,9 +266,9 @@ impl Shared {
     }
 
     /// Gives lane `index` a new worker, if it still runs worker `generation`:
-    /// the calls queued on it move to the new worker's ring (each call is
-    /// claimed before it runs, so a call the old worker also gets to runs
-    /// once), and the old thread is detached.
+    /// the calls queued on it move to the new worker's ring (marked
+    /// redelivered: both workers claim them by compare-and-swap, so a call the
+    /// old worker also gets to runs once), and the old thread is detached.
     pub(crate) fn replace_lane(self: &Arc<Self>, index: usize, generation: u64, cause: LaneCause) {
         let lane = &self.lanes[index];
         let mut sender = lane.lock();
@@ -276,19 +291,25 @@ impl Shared {
                 return;
             }
         };
-        sender.status.retired.store(true, Ordering::Release);
-        sender.status = status;
+        // The old worker may be running a laned call without a claim in its
+        // slot: that call's frame stays with it. Every call it starts later,
+        // it claims by compare-and-swap, as the new worker does the moved ones.
+        let keep = sender.status.retire().map(Ticket::call_id);
+        sender.retired.retain(|w| w.strong_count() > 0);
+        let old_status = std::mem::replace(&mut sender.status, status);
+        sender.retired.push(Arc::downgrade(&old_status));
         sender.generation = generation + 1;
         let mut old = std::mem::replace(&mut sender.producer, producer);
         let mut moved = 0u64;
         let salvaged = old.salvage(|frame| {
             // The new ring has the old one's size, so everything fits; the new
             // worker is already draining it besides.
-            if sender
-                .producer
-                .send(frame.envelope(), frame.payload())
-                .is_ok()
-            {
+            let mut env = frame.envelope();
+            if keep == Some(env.call_id) {
+                return;
+            }
+            env.flags |= FLAG_REDELIVERED;
+            if sender.producer.send(env, frame.payload()).is_ok() {
                 moved += 1;
             }
         });

@@ -13,10 +13,13 @@ use crate::registry::TaskEntry;
 use crate::run::run_task;
 use crate::shared::{LaneCause, Shared};
 use crate::stats::FailureKind;
-use crate::table::{Outcome, Ticket};
+use crate::table::{Claim, Outcome, Ticket};
 
 /// Request flag: the caller's encoder failed after the size was reserved.
 pub(crate) const FLAG_ENCODE_FAILED: u32 = 1;
+/// Request flag: the frame was moved off a replaced lane, so the old worker
+/// may meet it too; it is claimed by compare-and-swap.
+pub(crate) const FLAG_REDELIVERED: u32 = 1 << 1;
 
 /// How many requests a worker takes per drain (their ring space is released together).
 const DRAIN_BATCH: usize = 32;
@@ -56,7 +59,10 @@ pub(crate) fn worker_loop(mut end: WorkerEnd, cx: WorkerContext) {
                     .ok_or_else(|| CallError::UnknownTask(format!("id {:#018x}", env.task_id)))
             };
             let ticket = Ticket::from_call_id(env.call_id);
-            run_call(&cx, lane, &mut scratch, ticket, task, frame.payload());
+            let met = Met::Laned {
+                redelivered: env.flags & FLAG_REDELIVERED != 0,
+            };
+            run_call(&cx, lane, &mut scratch, ticket, task, frame.payload(), met);
         });
         match drained {
             // Nothing waiting: sleep until there is, or until the lane closes
@@ -92,12 +98,50 @@ fn serve_queue(
     while !cx.status.retired.load(std::sync::atomic::Ordering::Relaxed) {
         match queue.pop() {
             Some(job) => {
-                run_call(cx, lane, scratch, job.ticket, Ok(job.entry), &job.input);
+                let (ticket, entry) = (job.ticket, Ok(job.entry));
+                run_call(cx, lane, scratch, ticket, entry, &job.input, Met::Queued);
             }
             None if closed() => return,
             None => queue.wait(spin, closed),
         }
     }
+}
+
+/// Where a worker met a call.
+#[derive(Clone, Copy)]
+enum Met {
+    /// In its lane's ring: the call is laned (see `table`'s module docs).
+    Laned { redelivered: bool },
+    /// In the pool's shared queue: claimed by compare-and-swap.
+    Queued,
+}
+
+/// Claims a call this worker met, or returns `None` if it must not run
+/// (cancelled, timed out, or claimed by another worker).
+#[inline]
+fn claim(cx: &WorkerContext, ticket: Ticket, met: Met) -> Option<Claim> {
+    let table = &cx.shared.table;
+    let Met::Laned { redelivered } = met else {
+        if !table.claim_run(ticket) {
+            return None;
+        }
+        cx.status.start(ticket);
+        return Some(Claim::Cas);
+    };
+    if !table.holds(ticket) {
+        return None;
+    }
+    cx.status.begin(ticket);
+    let claim = if redelivered || cx.status.is_retired() {
+        table.claim_laned(ticket).then_some(Claim::LaneCas)?
+    } else if table.settled_early(ticket) {
+        table.skip_laned(ticket);
+        return None;
+    } else {
+        Claim::Lane
+    };
+    cx.status.decide_to_run(ticket);
+    Some(claim)
 }
 
 /// Runs one call (unless it was cancelled, timed out or claimed elsewhere),
@@ -109,13 +153,14 @@ fn run_call(
     ticket: Ticket,
     task: Result<&'static TaskEntry, CallError>,
     input: &[u8],
+    met: Met,
 ) {
     let table = &cx.shared.table;
-    if !table.claim_run(ticket) {
+    let Some(claim) = claim(cx, ticket, met) else {
+        cx.status.stop();
         lane.count_completed(&cx.status);
         return;
-    }
-    cx.status.start(ticket);
+    };
     let started = cx.shared.timing.then(Instant::now);
     let outcome = match task {
         Ok(entry) => {
@@ -127,18 +172,18 @@ fn run_call(
     if let Some(started) = started {
         lane.record_timing(&cx.shared, ticket, started);
     }
-    // Idle before finishing: the watchdog reads a call's deadline only while
-    // its slot cannot be recycled.
-    cx.status.stop();
     // Counted before settling: a caller that sees its result then also sees the
     // lane as no longer busy with it (balancers rely on that) and the stats
     // with it (taken back if the call turned out to be settled early).
     lane.count_completed(&cx.status);
     let kind = outcome.error().map(FailureKind::of);
     lane.count_outcome(&cx.shared, &cx.status, kind, false);
-    if !table.finish(ticket, outcome) {
+    if !table.finish(ticket, outcome, claim) {
         lane.count_outcome(&cx.shared, &cx.status, kind, true);
     }
+    // Idle only after finishing: an early settler that sees this worker past
+    // the call then also sees the RESULT it set.
+    cx.status.stop();
 }
 
 /// Runs when a worker thread unwinds past its loop (a panic no `catch_unwind`
@@ -154,7 +199,7 @@ impl Drop for DeathWatch<'_> {
         let cx = self.cx;
         if let Some(ticket) = cx.status.current() {
             let table = &cx.shared.table;
-            table.settle_early(ticket, CallError::WorkerLost, true);
+            cx.shared.settle_early(ticket, CallError::WorkerLost);
             table.abandon_run(ticket);
         }
         cx.shared

@@ -46,7 +46,7 @@ impl CallTable {
             if index == NIL {
                 return None;
             }
-            let next = self.slots[index as usize].next_free.load(Ordering::Relaxed);
+            let next = self.slots[index as usize].link.load(Ordering::Relaxed);
             let popped = ((head >> 32).wrapping_add(1) << 32) | next as u64;
             match self.free_head.compare_exchange_weak(
                 head,
@@ -77,6 +77,7 @@ impl CallTable {
             if state & EARLY != 0 {
                 // SAFETY: as above.
                 unsafe { *extra.early.get() = None };
+                self.settled_early.clear(i);
             }
             if state & WAKER != 0 {
                 drop(extra.waker.lock().unwrap_or_else(|e| e.into_inner()).take());
@@ -97,13 +98,13 @@ impl CallTable {
         self.push_free(index, index);
     }
 
-    /// Pushes the chain `first ..= last` (linked through `next_free`) onto the
+    /// Pushes the chain `first ..= last` (linked through `link`) onto the
     /// shared free list.
     fn push_free(&self, first: u32, last: u32) {
         let mut head = self.free_head.load(Ordering::Relaxed);
         loop {
             self.slots[last as usize]
-                .next_free
+                .link
                 .store(head as u32, Ordering::Relaxed);
             let pushed = (head & !(u32::MAX as u64)) | first as u64;
             match self.free_head.compare_exchange_weak(
@@ -130,7 +131,7 @@ impl CallTable {
             }
         }
         let index = cache.head;
-        cache.head = self.slots[index as usize].next_free.load(Ordering::Relaxed);
+        cache.head = self.slots[index as usize].link.load(Ordering::Relaxed);
         let gen = generation(self.word(index).load(Ordering::Relaxed));
         Some(Ticket { index, gen })
     }
@@ -151,16 +152,14 @@ impl CallTable {
         }
         let mut last = first;
         for _ in 1..CACHE_BATCH {
-            let next = self.slots[last as usize].next_free.load(Ordering::Relaxed);
+            let next = self.slots[last as usize].link.load(Ordering::Relaxed);
             if next == NIL {
                 return first;
             }
             last = next;
         }
-        let rest = self.slots[last as usize].next_free.load(Ordering::Relaxed);
-        self.slots[last as usize]
-            .next_free
-            .store(NIL, Ordering::Relaxed);
+        let rest = self.slots[last as usize].link.load(Ordering::Relaxed);
+        self.slots[last as usize].link.store(NIL, Ordering::Relaxed);
         if rest != NIL {
             self.put_back(rest);
         }
@@ -211,7 +210,7 @@ impl CallTable {
             }
             let tail = self.chain_end(freed);
             self.slots[tail as usize]
-                .next_free
+                .link
                 .store(chain, Ordering::Relaxed);
             chain = freed;
         }
@@ -233,7 +232,7 @@ impl CallTable {
     fn chain_end(&self, first: u32) -> u32 {
         let mut last = first;
         loop {
-            let next = self.slots[last as usize].next_free.load(Ordering::Relaxed);
+            let next = self.slots[last as usize].link.load(Ordering::Relaxed);
             if next == NIL {
                 return last;
             }

@@ -15,6 +15,22 @@
 //! generation in the word makes any late party (a worker finishing a call whose
 //! caller timed out long ago) fail its compare-and-swap instead of touching the
 //! slot's next call.
+//!
+//! A call sent to a worker lane is claimed for that lane's worker when it is
+//! sent (`LANED`), so the worker runs it without writing the caller's slot line
+//! first (a compare-and-swap there would cost a cache-line round trip on every
+//! call). What the claim CAS used to decide, a handshake decides instead: the
+//! worker publishes the call it starts (sequentially consistent), then reads
+//! the call's `settled_early` flag; an early settler raises that flag
+//! (sequentially consistent), then reads what the lane's workers run. At least
+//! one of them sees the other. A worker that sees the flag skips the call
+//! (SKIPPED); one that does not runs it and says so in its status. A settler
+//! that sees the worker on the call waits for that decision (a few
+//! instructions away) before it reports whether the call ran; one that does not
+//! knows the worker will see its flag. So a call reported settled "before it
+//! ran" never runs. Calls that may reach two workers (moved off a replaced
+//! lane, or met by a worker that was retired) are claimed by compare-and-swap
+//! as before (`claim_laned`).
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -52,12 +68,22 @@ const DONE: u32 = 1 << 5;
 const RELEASED: u32 = 1 << 6;
 /// The call has (or had) a deadline, so freeing it must forget that deadline.
 const ARMED: u32 = 1 << 7;
-const GEN_SHIFT: u32 = 8;
+/// The call was sent to a worker lane, whose worker holds the runner's claim
+/// from then on: the slot is not freed before that worker sets RESULT.
+const LANED: u32 = 1 << 8;
+/// A laned call's runner met it settled early and did not run it.
+const SKIPPED: u32 = 1 << 9;
+const GEN_SHIFT: u32 = 10;
 const NIL: u32 = u32::MAX;
 
 /// Whether a slot in state `s` has no party left that may touch it.
 fn can_free(s: u32) -> bool {
-    s & RELEASED != 0 && s & DONE != 0 && (s & RUNNING == 0 || s & RESULT != 0)
+    s & RELEASED != 0 && s & DONE != 0 && runner_done(s)
+}
+
+/// Whether no runner holds (or may still take) the slot.
+fn runner_done(s: u32) -> bool {
+    s & (RUNNING | LANED) == 0 || s & RESULT != 0
 }
 
 fn generation(s: u32) -> u32 {
@@ -89,7 +115,9 @@ impl Ticket {
 #[repr(C, align(64))]
 struct Slot {
     state: FutexWord,
-    next_free: AtomicU32,
+    /// While the slot is free: the next free slot. While a call sent to a
+    /// worker lane holds it: that lane's index (for early settlers).
+    link: AtomicU32,
     /// Written by the runner that claimed the call; read by the caller after DONE.
     outcome: UnsafeCell<Option<Outcome>>,
 }
@@ -111,6 +139,9 @@ pub(crate) struct CallTable {
     slots: Box<[Slot]>,
     extras: Box<[SlotExtra]>,
     aborts: FlagBitmap,
+    /// Raised when a call sent to a worker lane settles early: the worker that
+    /// meets its frame must skip it (see the module docs).
+    settled_early: FlagBitmap,
     /// Top of the free list: a pop count in the high half (against ABA), the
     /// slot index in the low half.
     free_head: AtomicU64,
@@ -143,7 +174,7 @@ impl CallTable {
         let slots: Box<[Slot]> = (0..capacity)
             .map(|i| Slot {
                 state: FutexWord::new(0),
-                next_free: AtomicU32::new(if i + 1 < capacity { i as u32 + 1 } else { NIL }),
+                link: AtomicU32::new(if i + 1 < capacity { i as u32 + 1 } else { NIL }),
                 outcome: UnsafeCell::new(None),
             })
             .collect();
@@ -159,6 +190,7 @@ impl CallTable {
             slots,
             extras,
             aborts: FlagBitmap::anonymous(capacity)?,
+            settled_early: FlagBitmap::anonymous(capacity)?,
             free_head: AtomicU64::new(0),
             epoch: Instant::now(),
             deadlines: Deadlines::new(),
@@ -256,16 +288,92 @@ impl CallTable {
             .is_some()
     }
 
-    /// The runner that claimed `t` hands over its outcome (dropped if the call
-    /// was settled early meanwhile). Returns whether this outcome is the call's.
-    pub(crate) fn finish(&self, t: Ticket, outcome: Outcome) -> bool {
-        // SAFETY: this runner holds the RUNNING claim for `t` and has not set
+    /// Whether `t` names a slot of this table (a frame's call id is checked
+    /// before its slot is touched).
+    #[inline]
+    pub(crate) fn holds(&self, t: Ticket) -> bool {
+        (t.index as usize) < self.slots.len()
+    }
+
+    /// Marks a fresh ticket as sent to worker lane `lane`, whose worker then
+    /// holds the runner's claim. Before anyone else knows the ticket.
+    #[inline]
+    pub(crate) fn mark_laned(&self, t: Ticket, lane: u32) {
+        let slot = &self.slots[t.index as usize];
+        // Nobody else knows the ticket yet (not even the watchdog: no deadline
+        // is armed before this), so plain stores suffice; the send publishes them.
+        slot.link.store(lane, Ordering::Relaxed);
+        slot.state
+            .atomic()
+            .store((t.gen << GEN_SHIFT) | LANED, Ordering::Relaxed);
+    }
+
+    /// Whether laned call `t` was settled early, as the second half of the
+    /// worker's handshake (after it published `t` as its current call with a
+    /// sequentially consistent store).
+    #[inline]
+    pub(crate) fn settled_early(&self, t: Ticket) -> bool {
+        self.settled_early.get_seqcst(t.index as usize)
+    }
+
+    /// The lane's worker met laned call `t` settled early and skips it: its
+    /// claim ends here.
+    pub(crate) fn skip_laned(&self, t: Ticket) {
+        if let Some((old, new)) = self.transition(t, |_| RESULT | SKIPPED, |s| s & RESULT == 0) {
+            self.after(t, old, new);
+        }
+    }
+
+    /// What laned call `t`'s state says about it having run: `Some(false)`
+    /// if its runner skipped it, `Some(true)` if a runner claimed it by
+    /// compare-and-swap or finished it, `None` if the state does not say.
+    pub(crate) fn laned_ran(&self, t: Ticket) -> Option<bool> {
+        let s = self.word(t.index).load(Ordering::Acquire);
+        if s & SKIPPED != 0 {
+            Some(false)
+        } else if s & (RUNNING | RESULT) != 0 {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
+    /// Claims laned call `t` by compare-and-swap, for a worker that may not be
+    /// its only runner (the frame was moved off a replaced lane, or this worker
+    /// was retired). False: it must not run (settled early, or another runner
+    /// has it); a claimant that finds it settled early ends the lane's claim.
+    pub(crate) fn claim_laned(&self, t: Ticket) -> bool {
+        if t.index as usize >= self.slots.len() {
+            return false;
+        }
+        let add = |s: u32| {
+            if s & EARLY != 0 {
+                RESULT | SKIPPED
+            } else {
+                RUNNING
+            }
+        };
+        match self.transition(t, add, |s| s & LANED != 0 && s & (RUNNING | RESULT) == 0) {
+            Some((old, new)) => {
+                self.after(t, old, new);
+                old & EARLY == 0
+            }
+            None => false,
+        }
+    }
+
+    /// The runner that claimed `t` (holding `claim`: RUNNING, LANED or both)
+    /// hands over its outcome (dropped if the call was settled early
+    /// meanwhile). Returns whether this outcome is the call's.
+    pub(crate) fn finish(&self, t: Ticket, outcome: Outcome, claim: Claim) -> bool {
+        // SAFETY: this runner holds the runner's claim for `t` (RUNNING, or
+        // LANED as the lane's only runner, see the module docs) and has not set
         // RESULT, so it alone may write `outcome`, and nobody reads it before the
         // DONE this runner sets below (or ever, if an early settler got there).
         unsafe { *self.slots[t.index as usize].outcome.get() = Some(outcome) };
         let done = self.transition_from(
             t,
-            (t.gen << GEN_SHIFT) | RUNNING,
+            (t.gen << GEN_SHIFT) | claim.bits(),
             |s| {
                 if s & EARLY == 0 {
                     RESULT | DONE
@@ -284,31 +392,56 @@ impl CallTable {
     /// The runner that claimed `t` will never finish it (its thread died after
     /// the call was settled early): release its claim so the slot can be freed.
     pub(crate) fn abandon_run(&self, t: Ticket) {
-        if let Some((old, new)) =
-            self.transition(t, |_| RESULT, |s| s & RUNNING != 0 && s & EARLY != 0)
-        {
+        if let Some((old, new)) = self.transition(
+            t,
+            |_| RESULT,
+            |s| s & (RUNNING | LANED) != 0 && s & EARLY != 0 && s & RESULT == 0,
+        ) {
             self.after(t, old, new);
         }
     }
 
     /// Settles `t` with `error` unless it already has an outcome; raises its abort
     /// flag too if `abort`. Returns `None` if it had already settled, else
-    /// whether it was running.
-    pub(crate) fn settle_early(&self, t: Ticket, error: CallError, abort: bool) -> Option<bool> {
+    /// whether it had started running (or ran). For a laned call, `lane_runs`
+    /// answers whether a worker of the lane it names runs (or ran) it, reading
+    /// their statuses sequentially consistently and waiting for a worker it
+    /// finds on the call to decide (see the module docs); without it, a laned
+    /// call that a worker started without a compare-and-swap counts as not
+    /// started (the watchdog, which does not report it).
+    pub(crate) fn settle_early(
+        &self,
+        t: Ticket,
+        error: CallError,
+        abort: bool,
+        lane_runs: Option<&dyn Fn(Ticket, u32) -> bool>,
+    ) -> Option<bool> {
         let (claimed, _) = self.transition(t, |_| EARLY, |s| s & (EARLY | DONE) == 0)?;
         self.early.settled(Some(FailureKind::of(&error)));
+        let i = t.index as usize;
         // SAFETY: this party won the EARLY claim, so it alone writes `early`, and
         // the caller reads it only after the DONE set below.
-        unsafe { *self.extras[t.index as usize].early.get() = Some(error) };
+        unsafe { *self.extras[i].early.get() = Some(error) };
         if abort {
             // Before DONE, so the slot cannot have been recycled yet.
-            self.aborts.set(t.index as usize);
+            self.aborts.set(i);
         }
+        let started = if claimed & LANED != 0 {
+            // The settler's half of the handshake: flag, then look at the
+            // worker. A worker that has not published `t` yet will see the flag.
+            self.settled_early.set_seqcst(i);
+            let lane = self.slots[i].link.load(Ordering::Relaxed);
+            // The workers are read first: one that has moved past `t` did so
+            // after setting RESULT, which is then visible in the state word.
+            lane_runs.is_some_and(|runs| runs(t, lane)) || self.laned_ran(t) == Some(true)
+        } else {
+            claimed & RUNNING != 0
+        };
         let (old, new) = self
             .transition(t, |_| DONE, |_| true)
             .expect("an EARLY claim keeps the generation until DONE");
         self.after(t, old, new);
-        Some(claimed & RUNNING != 0)
+        Some(started)
     }
 
     #[inline]
@@ -348,7 +481,7 @@ impl CallTable {
     pub(crate) fn release(&self, t: Ticket) {
         let s = self.word(t.index).load(Ordering::Acquire);
         debug_assert_eq!(generation(s), t.gen);
-        if s & DONE != 0 && (s & RUNNING == 0 || s & RESULT != 0) {
+        if s & DONE != 0 && runner_done(s) {
             // Nobody else will write this generation's state again (late parties
             // see DONE and back off), so no read-modify-write is needed.
             self.free(t.index, s);
@@ -474,7 +607,7 @@ impl CallTable {
     pub(crate) fn expire(&self, id: u64) {
         let t = Ticket::from_call_id(id);
         if (t.index as usize) < self.slots.len() {
-            self.settle_early(t, CallError::Timeout, true);
+            self.settle_early(t, CallError::Timeout, true, None);
         }
     }
 
@@ -492,14 +625,40 @@ impl CallTable {
             .load(Ordering::Relaxed)
     }
 
-    /// `t`'s deadline, if it has one.
+    /// `t`'s deadline, if it has one and `t` still holds its slot (a worker's
+    /// status may name a call it has finished and its caller has freed).
     pub(crate) fn deadline(&self, t: Ticket) -> Option<Instant> {
-        match self.extras[t.index as usize]
+        let n = self.extras[t.index as usize]
             .deadline
-            .load(Ordering::Acquire)
-        {
-            0 => None,
-            n => Some(self.instant(n)),
+            .load(Ordering::Acquire);
+        // Read after the deadline: if `t` still holds the slot now, it held it
+        // when the deadline was read, so the deadline is `t`'s.
+        let s = self.word(t.index).load(Ordering::Acquire);
+        if n == 0 || generation(s) != t.gen {
+            return None;
+        }
+        Some(self.instant(n))
+    }
+}
+
+/// Which claim a runner holds on a call (what [`CallTable::finish`] expects
+/// the state to carry).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Claim {
+    /// Claimed by compare-and-swap (inline lane, shared queue).
+    Cas,
+    /// A laned call, run by its lane's worker on the handshake alone.
+    Lane,
+    /// A laned call claimed by compare-and-swap (`claim_laned`).
+    LaneCas,
+}
+
+impl Claim {
+    fn bits(self) -> u32 {
+        match self {
+            Claim::Cas => RUNNING,
+            Claim::Lane => LANED,
+            Claim::LaneCas => LANED | RUNNING,
         }
     }
 }
