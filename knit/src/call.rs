@@ -375,9 +375,8 @@ impl<T: DeserializeOwned> Call<T> {
         let outcome = match std::mem::replace(&mut self.state, State::Taken) {
             State::Refused(e) => Err(e.expect("a refused call is taken once")),
             State::InFlight { ticket, shared, .. } => {
-                let value = decode(shared.table.take(ticket));
-                shared.finish_call(ticket);
-                value
+                // Taking releases the slot too.
+                decode(shared.table.take(ticket))
             }
             State::Deferred { .. } => unreachable!("a deferred call is sent before it is taken"),
             State::Taken => panic!("Call polled after it completed"),

@@ -198,11 +198,6 @@ impl Shared {
         self.table.settle_early(t, error, true, Some(&lane_runs))
     }
 
-    /// The caller is done with a call (took its outcome).
-    pub(crate) fn finish_call(&self, ticket: Ticket) {
-        self.table.release(ticket);
-    }
-
     /// Gives a call a deadline, starting the watchdog that enforces it if needed.
     pub(crate) fn arm_deadline(self: &Arc<Self>, ticket: Ticket, at: Instant) {
         self.start_watchdog();

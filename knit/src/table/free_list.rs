@@ -4,7 +4,9 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{generation, CallTable, Ticket, ARMED, EARLY, GEN_SHIFT, NIL, WAKER};
+use super::{
+    generation, next_generation, CallTable, Ticket, ARMED, EARLY, GEN_SHIFT, NIL, OUTCOME, WAKER,
+};
 
 /// How many free slots a lane takes from the shared list at a time.
 const CACHE_BATCH: usize = 64;
@@ -46,7 +48,7 @@ impl CallTable {
             if index == NIL {
                 return None;
             }
-            let next = self.slots[index as usize].link.load(Ordering::Relaxed);
+            let next = self.links[index as usize].load(Ordering::Relaxed);
             let popped = ((head >> 32).wrapping_add(1) << 32) | next as u64;
             match self.free_head.compare_exchange_weak(
                 head,
@@ -54,28 +56,40 @@ impl CallTable {
                 Ordering::Acquire,
                 Ordering::Acquire,
             ) {
-                Ok(_) => {
-                    let gen = generation(self.word(index).load(Ordering::Relaxed));
-                    return Some(Ticket { index, gen });
-                }
+                Ok(_) => return Some(self.begin_use(index)),
                 Err(now) => head = now,
             }
         }
     }
 
+    /// Starts the next generation of slot `index`, just taken off a free list
+    /// (nobody else can reach it).
+    fn begin_use(&self, index: u32) -> Ticket {
+        let word = self.word(index);
+        let gen = next_generation(generation(word.load(Ordering::Relaxed)));
+        word.store(gen << GEN_SHIFT, Ordering::Relaxed);
+        Ticket { index, gen }
+    }
+
     /// Clears a slot that no party can touch any more and puts it back on the
-    /// free list, one generation on. Only what `state` says was used is cleared,
-    /// so a plain call touches no line but its slot's.
-    pub(super) fn free(&self, index: u32, state: u32) {
+    /// free list. Only what `state` says was used is cleared, and the slot's
+    /// own line is not written (its state stays as it is until the next
+    /// allocation starts a new generation; every late party backs off on the
+    /// DONE or RESULT it shows). `took`: the caller moved the runner's outcome
+    /// out.
+    pub(super) fn free(&self, index: u32, state: u32, took: bool) {
         let i = index as usize;
-        // SAFETY: `can_free` held for the state this party installed (or read,
-        // for the caller's fast path), so no runner, early settler or caller
-        // will read or write these cells again for this generation.
-        unsafe { *self.slots[i].outcome.get() = None };
+        if state & OUTCOME != 0 && !took {
+            // SAFETY: `can_free` held for the state this party installed (or
+            // read, for the caller's fast path), so no runner, early settler or
+            // caller will touch the cell again for this generation; OUTCOME says
+            // a runner wrote it and `took` that the caller did not move it out.
+            unsafe { (*self.slots[i].outcome.get()).assume_init_drop() };
+        }
         if state & (EARLY | WAKER | ARMED) != 0 {
             let extra = &self.extras[i];
             if state & EARLY != 0 {
-                // SAFETY: as above.
+                // SAFETY: as above (the early settler has finished with it).
                 unsafe { *extra.early.get() = None };
                 self.settled_early.clear(i);
             }
@@ -92,9 +106,6 @@ impl CallTable {
             }
         }
         self.aborts.clear(i);
-        let next_gen = generation(state).wrapping_add(1) & (u32::MAX >> GEN_SHIFT);
-        self.word(index)
-            .store(next_gen << GEN_SHIFT, Ordering::Release);
         self.push_free(index, index);
     }
 
@@ -103,9 +114,7 @@ impl CallTable {
     fn push_free(&self, first: u32, last: u32) {
         let mut head = self.free_head.load(Ordering::Relaxed);
         loop {
-            self.slots[last as usize]
-                .link
-                .store(head as u32, Ordering::Relaxed);
+            self.links[last as usize].store(head as u32, Ordering::Relaxed);
             let pushed = (head & !(u32::MAX as u64)) | first as u64;
             match self.free_head.compare_exchange_weak(
                 head,
@@ -131,9 +140,8 @@ impl CallTable {
             }
         }
         let index = cache.head;
-        cache.head = self.slots[index as usize].link.load(Ordering::Relaxed);
-        let gen = generation(self.word(index).load(Ordering::Relaxed));
-        Some(Ticket { index, gen })
+        cache.head = self.links[index as usize].load(Ordering::Relaxed);
+        Some(self.begin_use(index))
     }
 
     /// Takes the whole shared list, keeps its first `CACHE_BATCH` slots (as a
@@ -152,14 +160,14 @@ impl CallTable {
         }
         let mut last = first;
         for _ in 1..CACHE_BATCH {
-            let next = self.slots[last as usize].link.load(Ordering::Relaxed);
+            let next = self.links[last as usize].load(Ordering::Relaxed);
             if next == NIL {
                 return first;
             }
             last = next;
         }
-        let rest = self.slots[last as usize].link.load(Ordering::Relaxed);
-        self.slots[last as usize].link.store(NIL, Ordering::Relaxed);
+        let rest = self.links[last as usize].load(Ordering::Relaxed);
+        self.links[last as usize].store(NIL, Ordering::Relaxed);
         if rest != NIL {
             self.put_back(rest);
         }
@@ -209,9 +217,7 @@ impl CallTable {
                 continue;
             }
             let tail = self.chain_end(freed);
-            self.slots[tail as usize]
-                .link
-                .store(chain, Ordering::Relaxed);
+            self.links[tail as usize].store(chain, Ordering::Relaxed);
             chain = freed;
         }
     }
@@ -232,7 +238,7 @@ impl CallTable {
     fn chain_end(&self, first: u32) -> u32 {
         let mut last = first;
         loop {
-            let next = self.slots[last as usize].link.load(Ordering::Relaxed);
+            let next = self.links[last as usize].load(Ordering::Relaxed);
             if next == NIL {
                 return last;
             }

@@ -33,6 +33,7 @@
 //! as before (`claim_laned`).
 
 use std::cell::UnsafeCell;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::task::Waker;
@@ -73,7 +74,10 @@ const ARMED: u32 = 1 << 7;
 const LANED: u32 = 1 << 8;
 /// A laned call's runner met it settled early and did not run it.
 const SKIPPED: u32 = 1 << 9;
-const GEN_SHIFT: u32 = 10;
+/// The slot's `outcome` cell holds a runner's outcome (until the caller moves
+/// it out, or the slot is freed).
+const OUTCOME: u32 = 1 << 10;
+const GEN_SHIFT: u32 = 11;
 const NIL: u32 = u32::MAX;
 
 /// Whether a slot in state `s` has no party left that may touch it.
@@ -111,15 +115,17 @@ impl Ticket {
     }
 }
 
-/// The parts of a slot every call touches, on one cache line.
+/// The parts of a slot every call touches, on one cache line: the line goes
+/// to the runner and back once per call. The caller's release writes nothing
+/// here (freeing a slot leaves its state as it was; the next allocation
+/// starts the next generation), so no store to a line the runner just wrote
+/// delays the caller's next call.
 #[repr(C, align(64))]
 struct Slot {
     state: FutexWord,
-    /// While the slot is free: the next free slot. While a call sent to a
-    /// worker lane holds it: that lane's index (for early settlers).
-    link: AtomicU32,
-    /// Written by the runner that claimed the call; read by the caller after DONE.
-    outcome: UnsafeCell<Option<Outcome>>,
+    /// Written by the runner that claimed the call (OUTCOME); moved out by the
+    /// caller after DONE, or dropped when the slot is freed.
+    outcome: UnsafeCell<MaybeUninit<Outcome>>,
 }
 
 /// The parts only some calls touch (async waiters, early settles, budgets).
@@ -137,6 +143,9 @@ struct SlotExtra {
 /// Every slot of a pool, its free list and its abort flags.
 pub(crate) struct CallTable {
     slots: Box<[Slot]>,
+    /// Per slot: while the slot is free, the next free slot; while a call sent
+    /// to a worker lane holds it, that lane's index (for early settlers).
+    links: Box<[AtomicU32]>,
     extras: Box<[SlotExtra]>,
     aborts: FlagBitmap,
     /// Raised when a call sent to a worker lane settles early: the worker that
@@ -160,9 +169,10 @@ pub(crate) struct CallTable {
 }
 
 // SAFETY: the `UnsafeCell`s are written only by the party the state word grants
-// them to (runner: `outcome` while RUNNING and not RESULT; early settler: `early`
-// between its EARLY claim and DONE; the freeing party: both, once no other party
-// can touch the slot), and read only by the caller after it acquires DONE.
+// them to (runner: `outcome` while it holds the claim and has not set RESULT;
+// early settler: `early` between its EARLY claim and DONE; the freeing party:
+// both, once no other party can touch the slot), and read only by the caller
+// after it acquires DONE (it moves `outcome` out at most once, and tells `free`).
 unsafe impl Sync for CallTable {}
 
 impl CallTable {
@@ -172,11 +182,13 @@ impl CallTable {
     ) -> Result<Self, knit_transport::TransportError> {
         assert!(capacity > 0 && capacity < NIL as usize);
         let slots: Box<[Slot]> = (0..capacity)
-            .map(|i| Slot {
+            .map(|_| Slot {
                 state: FutexWord::new(0),
-                link: AtomicU32::new(if i + 1 < capacity { i as u32 + 1 } else { NIL }),
-                outcome: UnsafeCell::new(None),
+                outcome: UnsafeCell::new(MaybeUninit::uninit()),
             })
+            .collect();
+        let links = (0..capacity)
+            .map(|i| AtomicU32::new(if i + 1 < capacity { i as u32 + 1 } else { NIL }))
             .collect();
         let extras = (0..capacity)
             .map(|_| SlotExtra {
@@ -188,6 +200,7 @@ impl CallTable {
             .collect();
         Ok(CallTable {
             slots,
+            links,
             extras,
             aborts: FlagBitmap::anonymous(capacity)?,
             settled_early: FlagBitmap::anonymous(capacity)?,
@@ -271,7 +284,9 @@ impl CallTable {
             }
         }
         if can_free(new) && !can_free(old) {
-            self.free(t.index, new);
+            // The caller released without taking the runner's outcome (it gave
+            // up, or took an early settler's error instead).
+            self.free(t.index, new, false);
         }
     }
 
@@ -299,12 +314,10 @@ impl CallTable {
     /// holds the runner's claim. Before anyone else knows the ticket.
     #[inline]
     pub(crate) fn mark_laned(&self, t: Ticket, lane: u32) {
-        let slot = &self.slots[t.index as usize];
         // Nobody else knows the ticket yet (not even the watchdog: no deadline
         // is armed before this), so plain stores suffice; the send publishes them.
-        slot.link.store(lane, Ordering::Relaxed);
-        slot.state
-            .atomic()
+        self.links[t.index as usize].store(lane, Ordering::Relaxed);
+        self.word(t.index)
             .store((t.gen << GEN_SHIFT) | LANED, Ordering::Relaxed);
     }
 
@@ -370,15 +383,15 @@ impl CallTable {
         // LANED as the lane's only runner, see the module docs) and has not set
         // RESULT, so it alone may write `outcome`, and nobody reads it before the
         // DONE this runner sets below (or ever, if an early settler got there).
-        unsafe { *self.slots[t.index as usize].outcome.get() = Some(outcome) };
+        unsafe { (*self.slots[t.index as usize].outcome.get()).write(outcome) };
         let done = self.transition_from(
             t,
             (t.gen << GEN_SHIFT) | claim.bits(),
             |s| {
                 if s & EARLY == 0 {
-                    RESULT | DONE
+                    OUTCOME | RESULT | DONE
                 } else {
-                    RESULT
+                    OUTCOME | RESULT
                 }
             },
             |_| true,
@@ -430,7 +443,7 @@ impl CallTable {
             // The settler's half of the handshake: flag, then look at the
             // worker. A worker that has not published `t` yet will see the flag.
             self.settled_early.set_seqcst(i);
-            let lane = self.slots[i].link.load(Ordering::Relaxed);
+            let lane = self.links[i].load(Ordering::Relaxed);
             // The workers are read first: one that has moved past `t` did so
             // after setting RESULT, which is then visible in the state word.
             lane_runs.is_some_and(|runs| runs(t, lane)) || self.laned_ran(t) == Some(true)
@@ -449,21 +462,26 @@ impl CallTable {
         self.word(t.index).load(Ordering::Acquire) & DONE != 0
     }
 
-    /// Takes the outcome; only the caller, once, after `is_done`.
+    /// Takes the outcome and releases the slot; only the caller, once, after
+    /// `is_done`.
     pub(crate) fn take(&self, t: Ticket) -> Outcome {
         let s = self.word(t.index).load(Ordering::Acquire);
-        debug_assert!(s & DONE != 0 && generation(s) == t.gen);
+        assert!(s & DONE != 0 && generation(s) == t.gen);
         let i = t.index as usize;
-        // SAFETY: DONE was acquired, so the writer of the cell read here has
-        // finished; only the caller reads it, once, before releasing the slot.
-        let taken = unsafe {
-            if s & EARLY != 0 {
-                (*self.extras[i].early.get()).take().map(Outcome::Failed)
-            } else {
-                (*self.slots[i].outcome.get()).take()
-            }
+        let outcome = if s & EARLY != 0 {
+            // SAFETY: DONE was acquired, so the early settler that wrote
+            // `early` has finished; only the caller reads it, once.
+            let early = unsafe { (*self.extras[i].early.get()).take() };
+            Outcome::Failed(early.expect("an early settler leaves its error"))
+        } else {
+            debug_assert!(s & OUTCOME != 0);
+            // SAFETY: DONE without EARLY is set only by `finish`, after it
+            // wrote the cell (OUTCOME); the caller moves the value out once, and
+            // the release below tells `free` not to drop it again.
+            unsafe { (*self.slots[i].outcome.get()).assume_init_read() }
         };
-        taken.expect("a settled call holds its outcome until the caller takes it")
+        self.release_with(t, s, s & EARLY == 0);
+        outcome
     }
 
     /// Frees a ticket that was never sent (nobody else knows it), giving back
@@ -474,19 +492,27 @@ impl CallTable {
         }
         let s = self.word(t.index).load(Ordering::Acquire);
         debug_assert_eq!(generation(s), t.gen);
-        self.free(t.index, s);
+        self.free(t.index, s, false);
     }
 
-    /// The caller is done with `t` (it took the outcome, or gave up on it).
+    /// The caller gives up on `t` without taking its outcome.
     pub(crate) fn release(&self, t: Ticket) {
         let s = self.word(t.index).load(Ordering::Acquire);
         debug_assert_eq!(generation(s), t.gen);
+        self.release_with(t, s, false);
+    }
+
+    /// The caller is done with `t`, whose state it read as `s`; `took` says
+    /// it moved the runner's outcome out of the slot.
+    fn release_with(&self, t: Ticket, s: u32, took: bool) {
         if s & DONE != 0 && runner_done(s) {
             // Nobody else will write this generation's state again (late parties
             // see DONE and back off), so no read-modify-write is needed.
-            self.free(t.index, s);
+            self.free(t.index, s, took);
             return;
         }
+        // Not free-able yet: the call was settled early and a runner still
+        // holds it, so `took` is false (the caller took the early error).
         if let Some((old, new)) = self.transition(t, |_| RELEASED, |_| true) {
             self.after(t, old, new);
         }
@@ -664,3 +690,8 @@ impl Claim {
 }
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 64);
+
+/// The generation after `g` (generations wrap within the state word's bits).
+fn next_generation(g: u32) -> u32 {
+    g.wrapping_add(1) & (u32::MAX >> GEN_SHIFT)
+}
