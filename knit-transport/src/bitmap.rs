@@ -68,35 +68,6 @@ impl FlagBitmap {
         word.fetch_or(bit, Ordering::Release);
     }
 
-    /// Raises flag `index` as one half of a store-then-load handshake: the
-    /// raise is sequentially consistent, so a thread that publishes something
-    /// with a sequentially consistent store and then reads the flag with
-    /// [`FlagBitmap::get_seqcst`] either sees the flag or has its store seen by
-    /// this thread's next sequentially consistent load.
-    ///
-    /// ```
-    /// let flags = knit_transport::FlagBitmap::anonymous(8).unwrap();
-    /// flags.set_seqcst(5);
-    /// assert!(flags.get_seqcst(5));
-    /// ```
-    pub fn set_seqcst(&self, index: usize) {
-        let (word, bit) = self.word(index);
-        word.fetch_or(bit, Ordering::SeqCst);
-    }
-
-    /// Whether flag `index` is raised, read sequentially consistently (the
-    /// other half of [`FlagBitmap::set_seqcst`]'s handshake).
-    ///
-    /// ```
-    /// let flags = knit_transport::FlagBitmap::anonymous(8).unwrap();
-    /// assert!(!flags.get_seqcst(5));
-    /// ```
-    #[inline]
-    pub fn get_seqcst(&self, index: usize) -> bool {
-        let (word, bit) = self.word(index);
-        word.load(Ordering::SeqCst) & bit != 0
-    }
-
     /// Lowers flag `index`.
     pub fn clear(&self, index: usize) {
         let (word, bit) = self.word(index);

@@ -2,7 +2,7 @@
 //! calling threads behind a mutex), the counters balancers read, and what it
 //! takes to replace the lane's worker when it dies or gets stuck.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -45,11 +45,12 @@ impl WorkerStatus {
 
     /// Publishes `t` as the call this worker starts, as the first half of the
     /// handshake with early settlers and with a lane replacement (see
-    /// `table`'s module docs): a sequentially consistent store, after which
-    /// the worker reads their flags.
+    /// `table`'s module docs): a store and a sequentially consistent fence,
+    /// after which the worker reads their flags.
     #[inline]
     pub(crate) fn begin(&self, t: Ticket) {
-        self.current.swap(t.call_id(), Ordering::SeqCst);
+        self.current.store(t.call_id(), Ordering::Release);
+        fence(Ordering::SeqCst);
     }
 
     /// Records that this worker runs laned call `t` (after [`WorkerStatus::begin`]
@@ -69,23 +70,15 @@ impl WorkerStatus {
     /// new worker). Any laned call the worker starts after that sees `retired`
     /// and is claimed by compare-and-swap.
     pub(crate) fn retire(&self) -> Option<Ticket> {
-        self.retired.swap(true, Ordering::SeqCst);
-        self.current_seqcst()
+        self.retired.store(true, Ordering::Release);
+        fence(Ordering::SeqCst);
+        self.current()
     }
 
-    /// Whether this worker was retired, read as the second half of [`WorkerStatus::begin`].
+    /// Whether this worker was retired (read after [`WorkerStatus::begin`]'s fence).
     #[inline]
     pub(crate) fn is_retired(&self) -> bool {
-        self.retired.load(Ordering::SeqCst)
-    }
-
-    /// The call this worker runs, read sequentially consistently (the early
-    /// settler's half of the handshake).
-    pub(crate) fn current_seqcst(&self) -> Option<Ticket> {
-        match self.current.load(Ordering::SeqCst) {
-            IDLE => None,
-            id => Some(Ticket::from_call_id(id)),
-        }
+        self.retired.load(Ordering::Acquire)
     }
 
     #[inline]
@@ -124,7 +117,7 @@ impl LaneSender {
         let retired = self.retired.iter().filter_map(Weak::upgrade);
         for status in current.chain(retired) {
             let mut spins = 0u32;
-            while status.current_seqcst() == Some(t) {
+            while status.current() == Some(t) {
                 if status.decided_to_run(t) {
                     return true;
                 }

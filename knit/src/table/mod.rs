@@ -20,10 +20,10 @@
 //! sent (`LANED`), so the worker runs it without writing the caller's slot line
 //! first (a compare-and-swap there would cost a cache-line round trip on every
 //! call). What the claim CAS used to decide, a handshake decides instead: the
-//! worker publishes the call it starts (sequentially consistent), then reads
-//! the call's `settled_early` flag; an early settler raises that flag
-//! (sequentially consistent), then reads what the lane's workers run. At least
-//! one of them sees the other. A worker that sees the flag skips the call
+//! worker publishes the call it starts, fences (sequentially consistent), then
+//! reads the call's `settled_early` flag; an early settler raises that flag,
+//! fences, then reads what the lane's workers run. At least one of them sees
+//! the other (`knit/tests/loom_claim.rs` models this). A worker that sees the flag skips the call
 //! (SKIPPED); one that does not runs it and says so in its status. A settler
 //! that sees the worker on the call waits for that decision (a few
 //! instructions away) before it reports whether the call ran; one that does not
@@ -34,7 +34,7 @@
 
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -322,11 +322,11 @@ impl CallTable {
     }
 
     /// Whether laned call `t` was settled early, as the second half of the
-    /// worker's handshake (after it published `t` as its current call with a
-    /// sequentially consistent store).
+    /// worker's handshake (after it published `t` as its current call and
+    /// fenced).
     #[inline]
     pub(crate) fn settled_early(&self, t: Ticket) -> bool {
-        self.settled_early.get_seqcst(t.index as usize)
+        self.settled_early.get(t.index as usize)
     }
 
     /// The lane's worker met laned call `t` settled early and skips it: its
@@ -442,7 +442,8 @@ impl CallTable {
         let started = if claimed & LANED != 0 {
             // The settler's half of the handshake: flag, then look at the
             // worker. A worker that has not published `t` yet will see the flag.
-            self.settled_early.set_seqcst(i);
+            self.settled_early.set(i);
+            fence(Ordering::SeqCst);
             let lane = self.links[i].load(Ordering::Relaxed);
             // The workers are read first: one that has moved past `t` did so
             // after setting RESULT, which is then visible in the state word.
