@@ -99,23 +99,48 @@ pub(crate) struct LaneSender {
     pub producer: Producer,
     /// Free call slots this lane hands out (refilled in bulk from the table).
     pub slots: SlotCache,
-    /// The current worker's status.
-    pub status: Arc<WorkerStatus>,
-    /// Workers this lane retired that may still be running a call (dropped
-    /// once their thread ends): early settlers look at them too.
-    pub retired: Vec<Weak<WorkerStatus>>,
     /// How many times this lane got a new worker.
     pub generation: u64,
 }
 
-impl LaneSender {
+/// The statuses of a lane's workers. Behind a lock of its own, not the
+/// sender's: early settlers read it, and a sender holds its lock while user
+/// code (an argument's `Serialize`) runs, which may cancel a call.
+pub(crate) struct LaneWorkers {
+    /// The current worker's status.
+    pub current: Arc<WorkerStatus>,
+    /// Workers this lane retired that may still be running a call (dropped
+    /// once their thread ends): early settlers look at them too.
+    pub retired: Vec<Weak<WorkerStatus>>,
+}
+
+impl LaneWorkers {
+    /// The current worker first, then the retired ones still alive.
+    fn all(&self) -> impl Iterator<Item = Arc<WorkerStatus>> + '_ {
+        let retired = self.retired.iter().filter_map(Weak::upgrade);
+        std::iter::once(self.current.clone()).chain(retired)
+    }
+
+    /// The calls the lane's workers are on (for `shutdown_now`).
+    pub(crate) fn running(&self) -> Vec<Ticket> {
+        self.all().filter_map(|s| s.current()).collect()
+    }
+
+    /// Makes `fresh` the lane's worker; returns the call the old one is on
+    /// (see [`WorkerStatus::retire`]).
+    pub(crate) fn replace(&mut self, fresh: Arc<WorkerStatus>) -> Option<Ticket> {
+        let keep = self.current.retire();
+        self.retired.retain(|w| w.strong_count() > 0);
+        let old = std::mem::replace(&mut self.current, fresh);
+        self.retired.push(Arc::downgrade(&old));
+        keep
+    }
+
     /// Whether a worker of this lane runs (or ran) laned call `t`: read
     /// after raising `t`'s `settled_early` flag (see `table`'s module docs).
     /// A worker found on `t` is waited for until it has decided.
     pub(crate) fn runs(&self, t: Ticket, table: &CallTable) -> bool {
-        let current = std::iter::once(self.status.clone());
-        let retired = self.retired.iter().filter_map(Weak::upgrade);
-        for status in current.chain(retired) {
+        for status in self.all() {
             let mut spins = 0u32;
             while status.current() == Some(t) {
                 if status.decided_to_run(t) {
@@ -144,6 +169,8 @@ pub(crate) struct ThreadLane {
     /// This lane's index among the pool's worker lanes.
     pub index: u32,
     sender: CachePadded<Mutex<LaneSender>>,
+    /// Its workers' statuses (changed under the sender lock, then this one).
+    workers: Mutex<LaneWorkers>,
     /// Calls sent (written under the sender lock, on the host's side).
     submitted: CachePadded<AtomicU64>,
     /// Calls finished or skipped (written by the lane's current worker only).
@@ -169,10 +196,12 @@ impl ThreadLane {
             sender: CachePadded::new(Mutex::new(LaneSender {
                 producer,
                 slots: SlotCache::new(),
-                status: Arc::new(WorkerStatus::new()),
-                retired: Vec::new(),
                 generation: 0,
             })),
+            workers: Mutex::new(LaneWorkers {
+                current: Arc::new(WorkerStatus::new()),
+                retired: Vec::new(),
+            }),
             submitted: CachePadded::new(AtomicU64::new(0)),
             completed: CachePadded::new(AtomicU64::new(0)),
             handle: Mutex::new(None),
@@ -189,6 +218,12 @@ impl ThreadLane {
     /// [`ThreadLane::count_submitted`] for each message it sends.
     pub(crate) fn lock(&self) -> MutexGuard<'_, LaneSender> {
         self.sender.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The statuses of the lane's workers (never taken before the sender
+    /// lock by a thread that holds this one).
+    pub(crate) fn workers(&self) -> MutexGuard<'_, LaneWorkers> {
+        self.workers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Records one sent call (while holding the lock, so a plain increment is enough).

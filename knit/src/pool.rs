@@ -103,7 +103,7 @@ pub fn create_pool(options: PoolOptions) -> Result<Pool, PoolError> {
     shared.lanes = lanes;
     let shared = Arc::new(shared);
     for (index, (end, responses)) in ends.into_iter().enumerate() {
-        let status = shared.lanes[index].lock().status.clone();
+        let status = shared.lanes[index].workers().current.clone();
         match shared.spawn_worker(index, end, responses, status, 0) {
             Ok(handle) => drop(shared.lanes[index].set_handle(handle)),
             Err(e) => {
@@ -234,7 +234,7 @@ impl Pool {
             let mut queued = Vec::new();
             {
                 let mut sender = lane.lock();
-                queued.extend(sender.status.current());
+                queued.extend(lane.workers().running());
                 let _ = sender
                     .producer
                     .salvage(|frame| queued.push(Ticket::from_call_id(frame.envelope().call_id)));
@@ -294,7 +294,7 @@ impl Pool {
         let in_flight = accepted.saturating_sub(settled);
         let running = lanes
             .iter()
-            .filter(|l| l.lock().status.current().is_some())
+            .filter(|l| l.workers().current.current().is_some())
             .count() as u64;
         let timing = |pick: fn(&ThreadLane) -> &Histogram| {
             shared

@@ -193,7 +193,7 @@ impl Shared {
         let lane_runs = |t: Ticket, lane: u32| {
             self.lanes
                 .get(lane as usize)
-                .is_some_and(|l| l.lock().runs(t, &self.table))
+                .is_some_and(|l| l.workers().runs(t, &self.table))
         };
         self.table.settle_early(t, error, true, Some(&lane_runs))
     }
@@ -289,10 +289,7 @@ impl Shared {
         // The old worker may be running a laned call without a claim in its
         // slot: that call's frame stays with it. Every call it starts later,
         // it claims by compare-and-swap, as the new worker does the moved ones.
-        let keep = sender.status.retire().map(Ticket::call_id);
-        sender.retired.retain(|w| w.strong_count() > 0);
-        let old_status = std::mem::replace(&mut sender.status, status);
-        sender.retired.push(Arc::downgrade(&old_status));
+        let keep = lane.workers().replace(status).map(Ticket::call_id);
         sender.generation = generation + 1;
         let mut old = std::mem::replace(&mut sender.producer, producer);
         let mut moved = 0u64;
@@ -332,7 +329,8 @@ impl Shared {
         for (index, lane) in self.lanes.iter().enumerate() {
             let (status, generation) = {
                 let sender = lane.lock();
-                (sender.status.clone(), sender.generation)
+                let status = lane.workers().current.clone();
+                (status, sender.generation)
             };
             let Some(ticket) = status.current() else {
                 continue;

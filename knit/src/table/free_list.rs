@@ -80,10 +80,11 @@ impl CallTable {
     pub(super) fn free(&self, index: u32, state: u32, took: bool) {
         let i = index as usize;
         if state & OUTCOME != 0 && !took {
-            // SAFETY: `can_free` held for the state this party installed (or
-            // read, for the caller's fast path), so no runner, early settler or
-            // caller will touch the cell again for this generation; OUTCOME says
-            // a runner wrote it and `took` that the caller did not move it out.
+            // SAFETY: `state` is free-able (`can_free` for the state this party
+            // installed; DONE with the runner done, for the caller's release),
+            // so no runner, early settler or caller will touch the cell again
+            // for this generation; OUTCOME says a runner wrote it and `took`
+            // that the caller did not move it out.
             unsafe { (*self.slots[i].outcome.get()).assume_init_drop() };
         }
         if state & (EARLY | WAKER | ARMED) != 0 {
@@ -109,7 +110,7 @@ impl CallTable {
         self.push_free(index, index);
     }
 
-    /// Pushes the chain `first ..= last` (linked through `link`) onto the
+    /// Pushes the chain `first ..= last` (linked through `links`) onto the
     /// shared free list.
     fn push_free(&self, first: u32, last: u32) {
         let mut head = self.free_head.load(Ordering::Relaxed);

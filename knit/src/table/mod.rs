@@ -9,12 +9,17 @@
 //! * early settlers (cancel, timeout, shutdown, a lost worker), who settle the call
 //!   with an error before or while it runs (`settle_early`).
 //!
-//! All of them go through one state word per slot, changed only by compare-and-
-//! swap, so exactly one outcome is ever delivered and exactly one party frees the
-//! slot: the one whose transition makes it releasable (see [`can_free`]). The
-//! generation in the word makes any late party (a worker finishing a call whose
-//! caller timed out long ago) fail its compare-and-swap instead of touching the
-//! slot's next call.
+//! All of them go through one state word per slot, so exactly one outcome is
+//! ever delivered and exactly one party frees the slot: the one whose
+//! transition makes it releasable (see [`can_free`]). While a call holds the
+//! slot, the word changes only by compare-and-swap; plain stores write it only
+//! where no other party can reach the slot (allocation, `mark_laned`). A freed
+//! slot keeps its last state (DONE and, if a runner held it, RESULT), which
+//! every late party's compare-and-swap refuses; from the next allocation on,
+//! the generation in the word makes it fail instead (a worker finishing a call
+//! whose caller timed out long ago never touches the slot's next call).
+//! Generations have 21 bits: a stale party would have to hold its ticket while
+//! the slot is reused 2^21 times to meet the same generation again.
 //!
 //! A call sent to a worker lane is claimed for that lane's worker when it is
 //! sent (`LANED`), so the worker runs it without writing the caller's slot line
@@ -49,6 +54,8 @@ use crate::stats::{Counters, FailureKind};
 
 mod free_list;
 mod outcome;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use free_list::SlotCache;
 pub(crate) use outcome::Outcome;
@@ -485,15 +492,29 @@ impl CallTable {
         outcome
     }
 
-    /// Frees a ticket that was never sent (nobody else knows it), giving back
-    /// its `max_queue` place.
+    /// Gives up a ticket that was never sent, with its `max_queue` place. No
+    /// runner knows it, but the watchdog may (its deadline is armed before the
+    /// send), so this goes through the state word like any settle: if a
+    /// timeout claimed it first, that settler finishes it and frees the slot.
     pub(crate) fn discard(&self, t: Ticket) {
-        if let Some(admission) = &self.admission {
-            admission.release();
+        let nobody_settled =
+            self.transition(t, |_| RESULT | DONE | RELEASED, |s| s & (EARLY | DONE) == 0);
+        match nobody_settled {
+            Some((_, new)) => {
+                // No DONE came before, so nobody gave the place back yet.
+                if let Some(admission) = &self.admission {
+                    admission.release();
+                }
+                self.free(t.index, new, false);
+            }
+            None => {
+                // An early settler won: it gives the place back when it sets
+                // DONE, and whichever of us comes second frees the slot.
+                if let Some((old, new)) = self.transition(t, |_| RESULT | RELEASED, |_| true) {
+                    self.after(t, old, new);
+                }
+            }
         }
-        let s = self.word(t.index).load(Ordering::Acquire);
-        debug_assert_eq!(generation(s), t.gen);
-        self.free(t.index, s, false);
     }
 
     /// The caller gives up on `t` without taking its outcome.
