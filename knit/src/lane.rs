@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crossbeam_utils::CachePadded;
+use crossbeam_utils::{Backoff, CachePadded};
 use knit_transport::Producer;
 
 use crate::shared::Shared;
@@ -141,7 +141,7 @@ impl LaneWorkers {
     /// A worker found on `t` is waited for until it has decided.
     pub(crate) fn runs(&self, t: Ticket, table: &CallTable) -> bool {
         for status in self.all() {
-            let mut spins = 0u32;
+            let backoff = Backoff::new();
             while status.current() == Some(t) {
                 if status.decided_to_run(t) {
                     return true;
@@ -151,12 +151,7 @@ impl LaneWorkers {
                 }
                 // The worker is between publishing `t` and deciding: a few
                 // instructions, unless it was preempted there.
-                spins += 1;
-                if spins < 100 {
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
-                }
+                backoff.snooze();
             }
         }
         false

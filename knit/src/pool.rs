@@ -229,8 +229,8 @@ impl Pool {
             shared.settle_early(t, CallError::Closed);
         };
         for lane in &shared.lanes {
-            // Collected under the lane's lock, settled without it (settling
-            // looks at the lane's worker, under that lock).
+            // Collected under the lane's lock, settled after letting go of it:
+            // settling wakes waiters, whose wakers run user code.
             let mut queued = Vec::new();
             {
                 let mut sender = lane.lock();

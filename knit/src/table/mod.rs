@@ -301,7 +301,7 @@ impl CallTable {
     /// settled early, or already claimed elsewhere; it must not run.
     #[inline]
     pub(crate) fn claim_run(&self, t: Ticket) -> bool {
-        if t.index as usize >= self.slots.len() {
+        if !self.holds(t) {
             return false;
         }
         // Usually nobody has touched the call since it was sent.
@@ -363,7 +363,7 @@ impl CallTable {
     /// was retired). False: it must not run (settled early, or another runner
     /// has it); a claimant that finds it settled early ends the lane's claim.
     pub(crate) fn claim_laned(&self, t: Ticket) -> bool {
-        if t.index as usize >= self.slots.len() {
+        if !self.holds(t) {
             return false;
         }
         let add = |s: u32| {
@@ -654,7 +654,7 @@ impl CallTable {
     /// Times out `id` if it is still in flight (the watchdog, at its deadline).
     pub(crate) fn expire(&self, id: u64) {
         let t = Ticket::from_call_id(id);
-        if (t.index as usize) < self.slots.len() {
+        if self.holds(t) {
             self.settle_early(t, CallError::Timeout, true, None);
         }
     }
