@@ -46,6 +46,7 @@ mod bitmap;
 mod config;
 mod consumer;
 mod error;
+pub mod fence;
 mod frame;
 pub mod futex;
 mod lane;

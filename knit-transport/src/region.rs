@@ -146,6 +146,9 @@ impl LaneRegion {
     /// A region in private anonymous memory, for threads of this process.
     pub fn anonymous(config: &LaneConfig) -> Result<Arc<LaneRegion>, TransportError> {
         config.validate()?;
+        // Its wait words are private, so their handshakes can use asymmetric
+        // fences from the first message on.
+        crate::fence::init();
         let layout = Layout::for_config(config);
         let map = MmapOptions::new().len(layout.total).map_anon()?;
         Ok(Arc::new(LaneRegion::initialise(

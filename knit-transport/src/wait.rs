@@ -1,18 +1,20 @@
 //! Spin-then-park waiting with the announce / fence / re-check protocol.
 //!
 //! Waiter: spin on the condition for a bounded budget, then store SLEEPING in the
-//! wait word, issue a SeqCst fence, re-check the condition, and only then sleep.
-//! Poster: publish its change, issue a SeqCst fence, and wake only if the word
-//! says SLEEPING. The two fences make it impossible for the waiter to miss the
-//! change *and* the poster to miss the announcement (the store-buffering case), so
-//! a wake-up is never lost and the poster never makes a syscall while the waiter
-//! is awake.
+//! wait word, issue a heavy fence, re-check the condition, and only then sleep.
+//! Poster: publish its change, issue a light fence, and wake only if the word
+//! says SLEEPING. The fence pair (see [`crate::fence`]) makes it impossible for
+//! the waiter to miss the change *and* the poster to miss the announcement (the
+//! store-buffering case), so a wake-up is never lost and the poster never makes
+//! a syscall while the waiter is awake. The poster runs on every message, the
+//! waiter only on its way to sleep, so the costly half of the pair is the
+//! waiter's.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use crate::futex::{FutexWord, Sharing};
-use crate::sync::{fence, spin_hint, AtomicU32, Ordering};
+use crate::sync::{spin_hint, AtomicU32, Ordering};
 
 /// Value of a wait word while its owner is running or spinning.
 pub(crate) const AWAKE: u32 = 0;
@@ -104,7 +106,7 @@ impl WaitSite<'_> {
                 None => None,
             };
             self.word.store(SLEEPING);
-            fence(Ordering::SeqCst);
+            crate::fence::heavy(self.sharing);
             if ready() {
                 self.word.store(AWAKE);
                 return WaitOutcome::Ready;
@@ -124,11 +126,11 @@ impl WaitSite<'_> {
 }
 
 /// The poster's half: call after publishing a change the owner of `word` may be
-/// waiting for. Costs a fence and a read of a line the sleeper rarely writes; the
-/// syscall happens only when the sleeper has announced itself.
+/// waiting for. Costs a light fence and a read of a line the sleeper rarely
+/// writes; the syscall happens only when the sleeper has announced itself.
 #[inline]
 pub(crate) fn notify(word: &FutexWord, sharing: Sharing) {
-    fence(Ordering::SeqCst);
+    crate::fence::light(sharing);
     if word.load() == SLEEPING {
         word.store(AWAKE);
         word.wake_one(sharing);

@@ -2,14 +2,17 @@
 //! calling threads behind a mutex), the counters balancers read, and what it
 //! takes to replace the lane's worker when it dies or gets stuck.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crossbeam_utils::{Backoff, CachePadded};
+use knit_transport::fence;
+use knit_transport::futex::Sharing;
 use knit_transport::Producer;
 
+use crate::lane_lock::{LaneGuard, LaneLock};
 use crate::shared::Shared;
 use crate::stats::{Counters, FailureKind, Histogram};
 use crate::table::{CallTable, SlotCache, Ticket};
@@ -45,12 +48,12 @@ impl WorkerStatus {
 
     /// Publishes `t` as the call this worker starts, as the first half of the
     /// handshake with early settlers and with a lane replacement (see
-    /// `table`'s module docs): a store and a sequentially consistent fence,
-    /// after which the worker reads their flags.
+    /// `table`'s module docs): a store and a light fence (their side runs the
+    /// heavy one), after which the worker reads their flags.
     #[inline]
     pub(crate) fn begin(&self, t: Ticket) {
         self.current.store(t.call_id(), Ordering::Release);
-        fence(Ordering::SeqCst);
+        fence::light(Sharing::Private);
     }
 
     /// Records that this worker runs laned call `t` (after [`WorkerStatus::begin`]
@@ -71,7 +74,7 @@ impl WorkerStatus {
     /// and is claimed by compare-and-swap.
     pub(crate) fn retire(&self) -> Option<Ticket> {
         self.retired.store(true, Ordering::Release);
-        fence(Ordering::SeqCst);
+        fence::heavy(Sharing::Private);
         self.current()
     }
 
@@ -163,7 +166,7 @@ impl LaneWorkers {
 pub(crate) struct ThreadLane {
     /// This lane's index among the pool's worker lanes.
     pub index: u32,
-    sender: CachePadded<Mutex<LaneSender>>,
+    sender: CachePadded<LaneLock<LaneSender>>,
     /// Its workers' statuses (changed under the sender lock, then this one).
     workers: Mutex<LaneWorkers>,
     /// Calls sent (written under the sender lock, on the host's side).
@@ -188,7 +191,7 @@ impl ThreadLane {
     pub(crate) fn new(index: u32, producer: Producer) -> Self {
         ThreadLane {
             index,
-            sender: CachePadded::new(Mutex::new(LaneSender {
+            sender: CachePadded::new(LaneLock::new(LaneSender {
                 producer,
                 slots: SlotCache::new(),
                 generation: 0,
@@ -211,8 +214,8 @@ impl ThreadLane {
 
     /// Locks the request ring for sending; the caller must call
     /// [`ThreadLane::count_submitted`] for each message it sends.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, LaneSender> {
-        self.sender.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn lock(&self) -> LaneGuard<'_, LaneSender> {
+        self.sender.lock()
     }
 
     /// The statuses of the lane's workers (never taken before the sender

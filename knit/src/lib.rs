@@ -42,6 +42,7 @@ mod deadline;
 mod error;
 mod inline;
 mod lane;
+mod lane_lock;
 mod options;
 mod pool;
 mod queue;

@@ -25,10 +25,13 @@
 //! sent (`LANED`), so the worker runs it without writing the caller's slot line
 //! first (a compare-and-swap there would cost a cache-line round trip on every
 //! call). What the claim CAS used to decide, a handshake decides instead: the
-//! worker publishes the call it starts, fences (sequentially consistent), then
-//! reads the call's `settled_early` flag; an early settler raises that flag,
-//! fences, then reads what the lane's workers run. At least one of them sees
-//! the other (`knit/tests/loom_claim.rs` models this). A worker that sees the flag skips the call
+//! worker publishes the call it starts, fences, then reads the call's
+//! `settled_early` flag; an early settler raises that flag, fences, then reads
+//! what the lane's workers run. At least one of them sees the other
+//! (`knit/tests/loom_claim.rs` models this with sequentially consistent fences
+//! on both sides). The worker's fence is the light half of an asymmetric pair
+//! and the settler's the heavy half (`knit_transport::fence`): the worker
+//! fences on every call, settlers rarely. A worker that sees the flag skips the call
 //! (SKIPPED); one that does not runs it and says so in its status. A settler
 //! that sees the worker on the call waits for that decision (a few
 //! instructions away) before it reports whether the call ran; one that does not
@@ -39,8 +42,8 @@
 
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -56,6 +59,7 @@ mod free_list;
 mod outcome;
 #[cfg(test)]
 mod tests;
+mod thread_slots;
 
 pub(crate) use free_list::SlotCache;
 pub(crate) use outcome::Outcome;
@@ -450,7 +454,7 @@ impl CallTable {
             // The settler's half of the handshake: flag, then look at the
             // worker. A worker that has not published `t` yet will see the flag.
             self.settled_early.set(i);
-            fence(Ordering::SeqCst);
+            knit_transport::fence::heavy(Sharing::Private);
             let lane = self.links[i].load(Ordering::Relaxed);
             // The workers are read first: one that has moved past `t` did so
             // after setting RESULT, which is then visible in the state word.
@@ -472,7 +476,7 @@ impl CallTable {
 
     /// Takes the outcome and releases the slot; only the caller, once, after
     /// `is_done`.
-    pub(crate) fn take(&self, t: Ticket) -> Outcome {
+    pub(crate) fn take(self: &Arc<Self>, t: Ticket) -> Outcome {
         let s = self.word(t.index).load(Ordering::Acquire);
         assert!(s & DONE != 0 && generation(s) == t.gen);
         let i = t.index as usize;
@@ -518,7 +522,7 @@ impl CallTable {
     }
 
     /// The caller gives up on `t` without taking its outcome.
-    pub(crate) fn release(&self, t: Ticket) {
+    pub(crate) fn release(self: &Arc<Self>, t: Ticket) {
         let s = self.word(t.index).load(Ordering::Acquire);
         debug_assert_eq!(generation(s), t.gen);
         self.release_with(t, s, false);
@@ -526,11 +530,11 @@ impl CallTable {
 
     /// The caller is done with `t`, whose state it read as `s`; `took` says
     /// it moved the runner's outcome out of the slot.
-    fn release_with(&self, t: Ticket, s: u32, took: bool) {
+    fn release_with(self: &Arc<Self>, t: Ticket, s: u32, took: bool) {
         if s & DONE != 0 && runner_done(s) {
             // Nobody else will write this generation's state again (late parties
             // see DONE and back off), so no read-modify-write is needed.
-            self.free(t.index, s, took);
+            self.free_by_caller(t.index, s, took);
             return;
         }
         // Not free-able yet: the call was settled early and a runner still
