@@ -58,23 +58,24 @@ the pool's design at the time of this run explains them:
 - **Hot round trip:** the floor moves one cache line each way, and so does a
   knit call: the ring's line to the worker, the call slot's line back. What
   knit adds is work on both sides: encode and decode, the lane's lock, the
-  slot's bookkeeping, and two SeqCst fences (the publish/park handshake and
-  the worker's claim handshake). The worker claims a call without writing the
-  caller's slot line, and the caller's release writes nothing to it, so no
-  locked instruction waits on a line the other core holds; before both
-  changes a call moved three lines and took about 2× the floor.
-- **Batches of no-op calls:** a knit call still pays about five locked
-  instructions on the calling thread (the lane's mutex lock and unlock, the
-  publish fence, the `Arc` a `Call` holds to keep the pool alive, the
-  free-list push), and each waits for the caller's earlier stores to reach
-  ring and slot lines the worker holds: a cross-core round trip per call that
-  a burst cannot overlap. The plain crossbeam and mpsc peers send a bare `u64`
-  back on one shared reply channel that the single caller drains in order:
-  they never route a result to the call that asked for it, which knit's
-  `Call<T>` (or any pool serving many callers and futures) must do. The
-  crossbeam pool that does route each result to its own handle (a reply
-  channel per call) is the like-for-like peer; knit takes 0.5× to 0.6× its
-  time (0.60× in the run below).
+  slot's bookkeeping. The worker claims a call without writing the caller's
+  slot line, the caller's release writes nothing to it, and the two
+  store-then-load handshakes on the path (publish/park, and the worker's
+  claim) use asymmetric fences whose costly half (membarrier) runs only on
+  the rare side, so no locked instruction waits on a line the other core
+  holds; before those changes a call moved three lines and took about 2× the
+  floor.
+- **Batches of no-op calls:** a knit call still pays four locked instructions
+  on the calling thread (taking the lane's lock, the `Arc` a `Call` holds to
+  keep the pool alive, taken and given back, and a share of the slot
+  bookkeeping), and each waits for the caller's earlier stores to reach ring
+  and slot lines the worker holds. The plain crossbeam and mpsc peers send a
+  bare `u64` back on one shared reply channel that the single caller drains
+  in order: they never route a result to the call that asked for it, which
+  knit's `Call<T>` (or any pool serving many callers and futures) must do.
+  The crossbeam pool that does route each result to its own handle (a reply
+  channel per call) is the like-for-like peer; knit takes about half its
+  time (0.48× in the run below; 0.5× to 0.6× before the asymmetric fences).
 - **Payloads:** knit encodes the argument into shared memory and decodes it on
   the worker (and the result back): two copies per direction. A plain
   `Vec<u8>` goes through serde element by element; the same bytes in a

@@ -13,14 +13,15 @@
 //! other side sees them, as if both had fenced.
 //!
 //! The heavy side falls back to a plain fence, and the light side then fences
-//! too, where membarrier is missing (old kernels, seccomp filters, Miri),
-//! under loom (which models the plain fence), and always for words shared
-//! with another process (membarrier only reaches this process's threads).
+//! too, where membarrier is missing (old kernels, seccomp filters, Miri,
+//! systems other than Linux), under loom (which models the plain fence), and
+//! always for words shared with another process (membarrier only reaches
+//! this process's threads).
 
 use crate::futex::Sharing;
 use crate::sync::{fence, Ordering};
 
-#[cfg(not(any(loom, miri)))]
+#[cfg(all(target_os = "linux", not(any(loom, miri))))]
 mod membarrier {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Once;
@@ -67,7 +68,7 @@ mod membarrier {
 /// knit_transport::fence::init();
 /// ```
 pub fn init() {
-    #[cfg(not(any(loom, miri)))]
+    #[cfg(all(target_os = "linux", not(any(loom, miri))))]
     membarrier::registered();
 }
 
@@ -85,7 +86,7 @@ pub fn init() {
 /// ```
 #[inline]
 pub fn light(sharing: Sharing) {
-    #[cfg(not(any(loom, miri)))]
+    #[cfg(all(target_os = "linux", not(any(loom, miri))))]
     if sharing == Sharing::Private && membarrier::on() {
         std::sync::atomic::compiler_fence(Ordering::SeqCst);
         return;
@@ -108,7 +109,7 @@ pub fn light(sharing: Sharing) {
 /// if published.load(Ordering::Acquire) != 0 { /* do not sleep after all */ }
 /// ```
 pub fn heavy(sharing: Sharing) {
-    #[cfg(not(any(loom, miri)))]
+    #[cfg(all(target_os = "linux", not(any(loom, miri))))]
     if sharing == Sharing::Private && membarrier::registered() {
         // The syscall is itself a full barrier for this thread, before and after.
         if membarrier::run() {
