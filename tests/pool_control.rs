@@ -226,39 +226,6 @@ fn the_call_table_is_bounded_and_recycled() {
 }
 
 #[test]
-fn slots_a_thread_freed_come_back_when_it_ends() {
-    // 128 slots: each calling thread may keep up to 4 freed ones for itself.
-    let pool = std::sync::Arc::new(
-        create_pool(PoolOptions {
-            threads: 1,
-            max_in_flight: 128,
-            ..Default::default()
-        })
-        .unwrap(),
-    );
-    for t in 0..8u64 {
-        let pool = pool.clone();
-        std::thread::spawn(move || {
-            for i in 0..200 {
-                assert_eq!(pool.call.id(t * 1000 + i).wait(), Ok(t * 1000 + i));
-            }
-        })
-        .join()
-        .unwrap();
-    }
-    // Every slot is usable again: all 128 can be in flight at once.
-    let held: Vec<_> = (0..128).map(|i| pool.call.gated((9, i))).collect();
-    assert_eq!(
-        pool.call.id(1).wait(),
-        Err(CallError::TooManyInFlight { limit: 128 })
-    );
-    open(9);
-    for (i, c) in held.into_iter().enumerate() {
-        assert_eq!(c.wait(), Ok(i as u64));
-    }
-}
-
-#[test]
 fn dropped_calls_do_not_leak_their_slots() {
     let pool = create_pool(PoolOptions {
         threads: 1,

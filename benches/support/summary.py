@@ -67,8 +67,7 @@ the pool's design at the time of this run explains them:
   floor.
 - **Batches of no-op calls:** a knit call still pays four locked instructions
   on the calling thread (taking the lane's lock, the `Arc` a `Call` holds to
-  keep the pool alive, taken and given back, and a share of the slot
-  bookkeeping), and each waits for the caller's earlier stores to reach ring
+  keep the pool alive, taken and given back, and the free-list push), and each waits for the caller's earlier stores to reach ring
   and slot lines the worker holds. The plain crossbeam and mpsc peers send a
   bare `u64` back on one shared reply channel that the single caller drains
   in order: they never route a result to the call that asked for it, which

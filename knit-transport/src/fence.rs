@@ -52,11 +52,16 @@ mod membarrier {
         ON.load(Ordering::Relaxed)
     }
 
-    pub(super) fn run() -> bool {
+    pub(super) fn run() {
         // Registered, so the man page's failures (unknown command, not
-        // registered, no syscall) cannot happen; if one did, the caller falls
-        // back to a fence.
-        membarrier(MembarrierCommand::PrivateExpedited).is_ok()
+        // registered, no syscall) should not happen; one could (a seccomp
+        // filter installed later). Light fences elsewhere are already bare
+        // compiler barriers, which no fence here can make up for: carrying on
+        // could lose a wake-up (a hang) or run a cancelled call, so stop.
+        if let Err(e) = membarrier(MembarrierCommand::PrivateExpedited) {
+            eprintln!("knit-transport: membarrier failed after registration ({e}); aborting");
+            std::process::abort();
+        }
     }
 }
 
@@ -112,9 +117,8 @@ pub fn heavy(sharing: Sharing) {
     #[cfg(all(target_os = "linux", not(any(loom, miri))))]
     if sharing == Sharing::Private && membarrier::registered() {
         // The syscall is itself a full barrier for this thread, before and after.
-        if membarrier::run() {
-            return;
-        }
+        membarrier::run();
+        return;
     }
     let _ = sharing;
     fence(Ordering::SeqCst);

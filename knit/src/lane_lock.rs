@@ -12,6 +12,7 @@
 //! counted, and a wake-up is never lost.
 
 use std::cell::UnsafeCell;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -41,6 +42,8 @@ unsafe impl<T: Send> Send for LaneLock<T> {}
 /// Access to a [`LaneLock`]'s value; letting go of it unlocks.
 pub(crate) struct LaneGuard<'a, T> {
     lock: &'a LaneLock<T>,
+    /// Like `&mut T`: sharing the guard between threads needs `T: Sync`.
+    _access: PhantomData<&'a mut T>,
 }
 
 impl<T> LaneLock<T> {
@@ -67,7 +70,10 @@ impl<T> LaneLock<T> {
         if !self.try_take() {
             self.lock_contended();
         }
-        LaneGuard { lock: self }
+        LaneGuard {
+            lock: self,
+            _access: PhantomData,
+        }
     }
 
     #[cold]

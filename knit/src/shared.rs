@@ -170,14 +170,12 @@ impl Shared {
         }
     }
 
-    /// Takes a call slot from the shared free list, first returning this
-    /// thread's freed slots and every lane's private cache to it if it is
-    /// empty (the table is nearly full).
+    /// Takes a call slot from the shared free list, first returning every
+    /// lane's private cache to it if it is empty (the table is nearly full).
     pub(crate) fn alloc_anywhere(&self) -> Result<Ticket, CallError> {
         if let Some(t) = self.table.alloc() {
             return Ok(t);
         }
-        self.table.hand_over_local();
         for lane in &self.lanes {
             self.table.return_cache(&mut lane.lock().slots);
         }

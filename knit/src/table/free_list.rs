@@ -3,7 +3,6 @@
 //! under the lane lock it already holds, without touching the shared stack).
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use super::{
     generation, next_generation, CallTable, Ticket, ARMED, EARLY, GEN_SHIFT, NIL, OUTCOME, WAKER,
@@ -83,13 +82,6 @@ impl CallTable {
         self.push_free(index, index);
     }
 
-    /// [`CallTable::free`] for the caller: the slot waits on this thread's
-    /// stack of freed slots, which reaches the shared list in chains.
-    pub(super) fn free_by_caller(self: &Arc<Self>, index: u32, state: u32, took: bool) {
-        self.clear(index, state, took);
-        self.keep_local(index);
-    }
-
     /// Drops what a freed slot still holds (see [`CallTable::free`]).
     fn clear(&self, index: u32, state: u32, took: bool) {
         let i = index as usize;
@@ -121,17 +113,6 @@ impl CallTable {
             }
         }
         self.aborts.clear(i);
-    }
-
-    /// Pushes `slots` (free and cleared) onto the shared list in one go.
-    pub(super) fn push_chain(&self, slots: &[u32]) {
-        let (Some(&first), Some(&last)) = (slots.first(), slots.last()) else {
-            return;
-        };
-        for pair in slots.windows(2) {
-            self.links[pair[0] as usize].store(pair[1], Ordering::Relaxed);
-        }
-        self.push_free(first, last);
     }
 
     /// Pushes the chain `first ..= last` (linked through `links`) onto the

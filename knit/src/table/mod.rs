@@ -59,7 +59,6 @@ mod free_list;
 mod outcome;
 #[cfg(test)]
 mod tests;
-mod thread_slots;
 
 pub(crate) use free_list::SlotCache;
 pub(crate) use outcome::Outcome;
@@ -534,7 +533,7 @@ impl CallTable {
         if s & DONE != 0 && runner_done(s) {
             // Nobody else will write this generation's state again (late parties
             // see DONE and back off), so no read-modify-write is needed.
-            self.free_by_caller(t.index, s, took);
+            self.free(t.index, s, took);
             return;
         }
         // Not free-able yet: the call was settled early and a runner still
