@@ -78,12 +78,6 @@ impl CallTable {
     /// DONE or RESULT it shows). `took`: the caller moved the runner's outcome
     /// out.
     pub(super) fn free(&self, index: u32, state: u32, took: bool) {
-        self.clear(index, state, took);
-        self.push_free(index, index);
-    }
-
-    /// Drops what a freed slot still holds (see [`CallTable::free`]).
-    fn clear(&self, index: u32, state: u32, took: bool) {
         let i = index as usize;
         if state & OUTCOME != 0 && !took {
             // SAFETY: `state` is free-able (`can_free` for the state this party
@@ -113,6 +107,7 @@ impl CallTable {
             }
         }
         self.aborts.clear(i);
+        self.push_free(index, index);
     }
 
     /// Pushes the chain `first ..= last` (linked through `links`) onto the

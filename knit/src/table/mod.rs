@@ -31,8 +31,8 @@
 //! (`knit/tests/loom_claim.rs` models this with sequentially consistent fences
 //! on both sides). The worker's fence is the light half of an asymmetric pair
 //! and the settler's the heavy half (`knit_transport::fence`): the worker
-//! fences on every call, settlers rarely. A worker that sees the flag skips the call
-//! (SKIPPED); one that does not runs it and says so in its status. A settler
+//! fences on every call, settlers rarely. A worker that sees the flag skips
+//! the call (SKIPPED); one that does not runs it and says so in its status. A settler
 //! that sees the worker on the call waits for that decision (a few
 //! instructions away) before it reports whether the call ran; one that does not
 //! knows the worker will see its flag. So a call reported settled "before it
@@ -43,7 +43,7 @@
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -475,7 +475,7 @@ impl CallTable {
 
     /// Takes the outcome and releases the slot; only the caller, once, after
     /// `is_done`.
-    pub(crate) fn take(self: &Arc<Self>, t: Ticket) -> Outcome {
+    pub(crate) fn take(&self, t: Ticket) -> Outcome {
         let s = self.word(t.index).load(Ordering::Acquire);
         assert!(s & DONE != 0 && generation(s) == t.gen);
         let i = t.index as usize;
@@ -521,7 +521,7 @@ impl CallTable {
     }
 
     /// The caller gives up on `t` without taking its outcome.
-    pub(crate) fn release(self: &Arc<Self>, t: Ticket) {
+    pub(crate) fn release(&self, t: Ticket) {
         let s = self.word(t.index).load(Ordering::Acquire);
         debug_assert_eq!(generation(s), t.gen);
         self.release_with(t, s, false);
@@ -529,7 +529,7 @@ impl CallTable {
 
     /// The caller is done with `t`, whose state it read as `s`; `took` says
     /// it moved the runner's outcome out of the slot.
-    fn release_with(self: &Arc<Self>, t: Ticket, s: u32, took: bool) {
+    fn release_with(&self, t: Ticket, s: u32, took: bool) {
         if s & DONE != 0 && runner_done(s) {
             // Nobody else will write this generation's state again (late parties
             // see DONE and back off), so no read-modify-write is needed.
