@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::caller::Caller;
 use crate::codec;
 use crate::error::CallError;
+use crate::pool_ref::PoolRef;
 use crate::registry::TaskEntry;
 use crate::shared::Shared;
 use crate::table::{Outcome, Ticket};
@@ -20,9 +21,11 @@ use crate::table::{Outcome, Ticket};
 enum State {
     /// Refused before it was sent (closed pool, payload too large, ...).
     Refused(Option<CallError>),
+    /// Holds a slot (and through it, the pool) until the outcome is taken or
+    /// the `Call` is dropped.
     InFlight {
         ticket: Ticket,
-        shared: Arc<Shared>,
+        pool: PoolRef,
         /// Whether the call sits in the inline lane (run by whoever waits for it).
         inline: bool,
     },
@@ -89,11 +92,11 @@ impl<T: DeserializeOwned> Call<T> {
         }
     }
 
-    pub(crate) fn in_flight(ticket: Ticket, shared: Arc<Shared>, inline: bool) -> Self {
+    pub(crate) fn in_flight(ticket: Ticket, shared: &Arc<Shared>, inline: bool) -> Self {
         Call {
             state: State::InFlight {
                 ticket,
-                shared,
+                pool: PoolRef::new(shared),
                 inline,
             },
             fallback: None,
@@ -146,7 +149,7 @@ impl<T: DeserializeOwned> Call<T> {
                 }
                 State::InFlight {
                     ticket,
-                    shared,
+                    pool: PoolRef::new(&shared),
                     inline,
                 }
             }
@@ -196,10 +199,10 @@ impl<T: DeserializeOwned> Call<T> {
             }
         }
         self.run_own_inline();
-        if let State::InFlight { ticket, shared, .. } = &self.state {
+        if let Some((ticket, shared)) = self.held() {
             shared
                 .table
-                .wait(*ticket, shared.caller_spin, None, || shared.help_inline());
+                .wait(ticket, shared.caller_spin, None, || shared.help_inline());
         }
         self.take_outcome()
     }
@@ -230,10 +233,10 @@ impl<T: DeserializeOwned> Call<T> {
             }
         }
         self.run_own_inline();
-        if let State::InFlight { ticket, shared, .. } = &self.state {
+        if let Some((ticket, shared)) = self.held() {
             let settled = shared
                 .table
-                .wait(*ticket, shared.caller_spin, Some(until), || {
+                .wait(ticket, shared.caller_spin, Some(until), || {
                     shared.help_inline()
                 });
             if !settled {
@@ -245,9 +248,9 @@ impl<T: DeserializeOwned> Call<T> {
 
     /// Whether the result is already there (`wait` would not block).
     pub fn is_ready(&self) -> bool {
-        match &self.state {
-            State::InFlight { ticket, shared, .. } => shared.table.is_done(*ticket),
-            State::Deferred { .. } => false,
+        match (self.held(), &self.state) {
+            (Some((ticket, shared)), _) => shared.table.is_done(ticket),
+            (None, State::Deferred { .. }) => false,
             _ => true,
         }
     }
@@ -268,9 +271,9 @@ impl<T: DeserializeOwned> Call<T> {
     /// assert_eq!(call.wait(), Err(knit::CallError::Task("aborted".into())));
     /// ```
     pub fn abort(&self) {
-        match &self.state {
-            State::InFlight { ticket, shared, .. } => shared.table.abort(*ticket),
-            State::Deferred { .. } => self.pending_abort.set(true),
+        match (self.held(), &self.state) {
+            (Some((ticket, shared)), _) => shared.table.abort(ticket),
+            (None, State::Deferred { .. }) => self.pending_abort.set(true),
             _ => {}
         }
     }
@@ -299,15 +302,13 @@ impl<T: DeserializeOwned> Call<T> {
                 Cancelled::BeforeRun
             };
         }
-        match &self.state {
-            State::InFlight { ticket, shared, .. } => {
-                match shared.settle_early(*ticket, CallError::Aborted) {
-                    Some(was_running) if was_running => Cancelled::WhileRunning,
-                    Some(_) => Cancelled::BeforeRun,
-                    None => Cancelled::TooLate,
-                }
-            }
-            _ => Cancelled::TooLate,
+        match self.held() {
+            Some((ticket, shared)) => match shared.settle_early(ticket, CallError::Aborted) {
+                Some(was_running) if was_running => Cancelled::WhileRunning,
+                Some(_) => Cancelled::BeforeRun,
+                None => Cancelled::TooLate,
+            },
+            None => Cancelled::TooLate,
         }
     }
 
@@ -326,10 +327,10 @@ impl<T: DeserializeOwned> Call<T> {
     /// ```
     pub fn timeout(mut self, budget: Duration) -> Self {
         let at = Instant::now() + budget;
-        match &self.state {
-            State::InFlight { ticket, shared, .. } => shared.arm_deadline(*ticket, at),
-            State::Deferred { .. } => self.pending_deadline = Some(at),
-            _ => {}
+        if let Some((ticket, shared)) = self.held() {
+            shared.arm_deadline(ticket, at);
+        } else if let State::Deferred { .. } = self.state {
+            self.pending_deadline = Some(at);
         }
         self
     }
@@ -360,13 +361,10 @@ impl<T: DeserializeOwned> Call<T> {
     /// A call in the inline lane is run by whoever waits for it: run the lane's
     /// queue up to and including this call before waiting or polling.
     fn run_own_inline(&self) {
-        if let State::InFlight {
-            ticket,
-            shared,
-            inline: true,
-        } = &self.state
+        if let (State::InFlight { inline: true, .. }, Some((ticket, shared))) =
+            (&self.state, self.held())
         {
-            shared.run_inline_until(*ticket);
+            shared.run_inline_until(ticket);
         }
     }
 
@@ -374,9 +372,13 @@ impl<T: DeserializeOwned> Call<T> {
     fn take_outcome(&mut self) -> Result<T, CallError> {
         let outcome = match std::mem::replace(&mut self.state, State::Taken) {
             State::Refused(e) => Err(e.expect("a refused call is taken once")),
-            State::InFlight { ticket, shared, .. } => {
-                // Taking releases the slot too.
-                decode(shared.table.take(ticket))
+            State::InFlight { ticket, pool, .. } => {
+                // SAFETY: the slot is still held: it is released by this
+                // `take` (the state was moved out, so nothing uses `pool` after).
+                let (outcome, released) = unsafe { pool.get() }.table.take(ticket);
+                // After the table's last use: this may free the pool.
+                drop(released);
+                decode(outcome)
             }
             State::Deferred { .. } => unreachable!("a deferred call is sent before it is taken"),
             State::Taken => panic!("Call polled after it completed"),
@@ -384,6 +386,19 @@ impl<T: DeserializeOwned> Call<T> {
         match (outcome, self.fallback.take()) {
             (Err(CallError::Timeout), Some(fallback)) => Ok(fallback),
             (outcome, _) => outcome,
+        }
+    }
+}
+
+impl<T> Call<T> {
+    /// The call's ticket and pool, while it holds its slot.
+    fn held(&self) -> Option<(Ticket, &Shared)> {
+        match &self.state {
+            // SAFETY: an `InFlight` state holds its slot: only
+            // `take_outcome` (which moves the state out first) and `drop`
+            // release it, and the borrow of `self` outlives neither.
+            State::InFlight { ticket, pool, .. } => Some((*ticket, unsafe { pool.get() })),
+            _ => None,
         }
     }
 }
@@ -419,8 +434,8 @@ impl<T: DeserializeOwned> Future for Call<T> {
             }
         }
         this.run_own_inline();
-        if let State::InFlight { ticket, shared, .. } = &this.state {
-            if !shared.table.is_done(*ticket) && shared.table.register(*ticket, cx.waker()) {
+        if let Some((ticket, shared)) = this.held() {
+            if !shared.table.is_done(ticket) && shared.table.register(ticket, cx.waker()) {
                 return Poll::Pending;
             }
         }
@@ -430,20 +445,24 @@ impl<T: DeserializeOwned> Future for Call<T> {
 
 impl<T> Drop for Call<T> {
     fn drop(&mut self) {
-        if let State::InFlight { ticket, shared, .. } = &self.state {
-            shared.table.release(*ticket);
+        if let State::InFlight { ticket, pool, .. } = &self.state {
+            // SAFETY: the slot is still held (an `InFlight` call releases it
+            // only here or in `take_outcome`, which leaves another state).
+            let released = unsafe { pool.get() }.table.release(*ticket);
+            // After the table's last use: this may free the pool.
+            drop(released);
         }
     }
 }
 
 impl<T> std::fmt::Debug for Call<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = match &self.state {
-            State::Refused(_) => "refused",
-            State::InFlight { ticket, shared, .. } if shared.table.is_done(*ticket) => "settled",
-            State::InFlight { .. } => "in flight",
-            State::Deferred { .. } => "waiting for room",
-            State::Taken => "taken",
+        let state = match (&self.state, self.held()) {
+            (_, Some((ticket, shared))) if shared.table.is_done(ticket) => "settled",
+            (State::Refused(_), _) => "refused",
+            (State::InFlight { .. }, _) => "in flight",
+            (State::Deferred { .. }, _) => "waiting for room",
+            (State::Taken, _) => "taken",
         };
         f.debug_struct("Call").field("state", &state).finish()
     }

@@ -52,9 +52,7 @@ impl Caller {
         arg: &A,
     ) -> Call<R> {
         match self.send(entry, arg) {
-            Ok(Sent::InFlight(ticket, inline)) => {
-                Call::in_flight(ticket, self.shared.clone(), inline)
-            }
+            Ok(Sent::InFlight(ticket, inline)) => Call::in_flight(ticket, &self.shared, inline),
             Ok(Sent::Deferred(input)) => Call::deferred(self.shared.clone(), entry, input),
             Err(e) => Call::refused(self.shared.stats.refuse(e)),
         }
@@ -128,18 +126,27 @@ impl Caller {
         if let Some(queue) = &shared.queue {
             let job = self.job(entry, len, encode)?;
             let ticket = job.ticket;
-            queue.push(job);
-            return Ok((ticket, false));
+            return match queue.push(job) {
+                Ok(()) => Ok((ticket, false)),
+                Err(_) => Err(self.closed_after_all(ticket)),
+            };
         }
         let (ticket, error) = match shared.pick(entry) {
             Route::Inline(inline) => {
                 let job = self.job(entry, len, encode)?;
                 let ticket = job.ticket;
-                inline.push(job);
-                return Ok((ticket, true));
+                return match inline.push(job) {
+                    Ok(()) => Ok((ticket, true)),
+                    Err(_) => Err(self.closed_after_all(ticket)),
+                };
             }
             Route::Worker(lane) => {
                 let mut sender = lane.lock();
+                // Looked at again under the lock: closing returns each lane's
+                // cached slots under it, and none may be taken after that.
+                if shared.closed.load(Ordering::Relaxed) {
+                    return Err(self.give_back_place(CallError::Closed));
+                }
                 let ticket = match shared.table.alloc_cached(&mut sender.slots) {
                     Some(t) => t,
                     None => {
@@ -222,6 +229,13 @@ impl Caller {
             entry,
             input,
         })
+    }
+
+    /// The pool closed between the look at `closed` and the push of `ticket`,
+    /// which nobody else knows.
+    fn closed_after_all(&self, ticket: Ticket) -> CallError {
+        self.shared.table.discard(ticket);
+        CallError::Closed
     }
 
     /// Gives back the `max_queue` place of a call that got no slot.

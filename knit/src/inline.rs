@@ -1,7 +1,7 @@
 //! The inline lane: calls queued for the calling threads to run themselves.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::cx::TaskCx;
@@ -19,6 +19,9 @@ pub(crate) struct InlineJob {
 
 pub(crate) struct InlineLane {
     queue: Mutex<VecDeque<InlineJob>>,
+    /// Set (and read) under the queue's lock once the pool closes: a job
+    /// pushed after that could be left with nobody to run it.
+    closed: AtomicBool,
     pub submitted: AtomicU64,
     pub completed: AtomicU64,
     pub batch_size: usize,
@@ -31,6 +34,7 @@ impl InlineLane {
     pub(crate) fn new(batch_size: usize, dispatch_threshold: usize, index: usize) -> Self {
         InlineLane {
             queue: Mutex::new(VecDeque::new()),
+            closed: AtomicBool::new(false),
             submitted: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             batch_size: batch_size.max(1),
@@ -39,9 +43,21 @@ impl InlineLane {
         }
     }
 
-    pub(crate) fn push(&self, job: InlineJob) {
+    /// Queues `job`, or hands it back if the pool has closed.
+    pub(crate) fn push(&self, job: InlineJob) -> Result<(), InlineJob> {
+        let mut queue = self.lock();
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(job);
+        }
         self.submitted.fetch_add(1, Ordering::Relaxed);
-        self.lock().push_back(job);
+        queue.push_back(job);
+        Ok(())
+    }
+
+    /// Refuses jobs from now on (those queued stay, to be run or rejected).
+    pub(crate) fn close(&self) {
+        let _queue = self.lock();
+        self.closed.store(true, Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<InlineJob>> {

@@ -295,8 +295,14 @@ impl ThreadLane {
         self.completed.load(Ordering::Acquire)
     }
 
-    pub(crate) fn close(&self) {
-        self.lock().producer.region().close();
+    /// Closes the request ring and hands the lane's cached slots back to
+    /// `table`. Called after the pool is marked closed: a sender that takes
+    /// the lock after this sees that mark, so it allocates nothing more here.
+    pub(crate) fn close(&self, table: &CallTable) {
+        let mut sender = self.lock();
+        sender.producer.region().close();
+        // Whoever closes holds the pool, so the table's keep may go here.
+        drop(table.return_cache(&mut sender.slots));
     }
 
     pub(crate) fn take_handle(&self) -> Option<JoinHandle<()>> {

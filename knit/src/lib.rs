@@ -45,6 +45,7 @@ mod lane;
 mod lane_lock;
 mod options;
 mod pool;
+mod pool_ref;
 mod queue;
 mod registry;
 mod run;

@@ -101,15 +101,18 @@ pub fn create_pool(options: PoolOptions) -> Result<Pool, PoolError> {
         ends.push((end, responses));
     }
     shared.lanes = lanes;
-    let shared = Arc::new(shared);
+    let shared = shared.into_arc();
     for (index, (end, responses)) in ends.into_iter().enumerate() {
         let status = shared.lanes[index].workers().current.clone();
         match shared.spawn_worker(index, end, responses, status, 0) {
             Ok(handle) => drop(shared.lanes[index].set_handle(handle)),
             Err(e) => {
+                shared.closed.store(true, Ordering::Release);
                 for lane in &shared.lanes {
-                    lane.close();
+                    lane.close(&shared.table);
                 }
+                // No call was made: this returns the table's keep at once.
+                drop(shared.table.drain());
                 return Err(PoolError::Spawn(e));
             }
         }
@@ -133,12 +136,20 @@ impl Pool {
         let shared = self.shared();
         shared.closed.store(true, Ordering::Release);
         for lane in &shared.lanes {
-            lane.close();
+            lane.close(&shared.table);
+        }
+        if let Some(inline) = &shared.inline {
+            inline.close();
         }
         if let Some(queue) = &shared.queue {
-            queue.wake_all();
+            queue.close();
         }
         shared.table.deadlines.stop();
+        // Nobody allocates from here on (senders check `closed` under their
+        // lane's lock, and every lane's cached slots are back), so the slots
+        // still out are the calls in flight: once they are all back, the
+        // table lets go of the pool's state. The pool holds it itself here.
+        drop(shared.table.drain());
     }
 
     /// Stops accepting calls (later calls fail with `CallError::Closed`), lets
@@ -241,14 +252,20 @@ impl Pool {
             }
             queued.into_iter().for_each(closed);
         }
-        if let Some(inline) = &shared.inline {
-            for t in inline.take_all() {
-                closed(t);
-            }
-        }
+        self.reject_inline();
         if let Some(queue) = &shared.queue {
             for job in queue.take_all() {
                 closed(job.ticket);
+            }
+        }
+    }
+
+    /// Settles every call queued on the inline lane with `Closed`.
+    fn reject_inline(&self) {
+        let shared = self.shared();
+        if let Some(inline) = &shared.inline {
+            for t in inline.take_all() {
+                shared.settle_early(t, CallError::Closed);
             }
         }
     }
@@ -326,11 +343,13 @@ impl Pool {
 impl Drop for Pool {
     /// Closes the pool. With `drop_grace` zero (the default) it does not wait:
     /// queued calls still run on the detached workers, which exit once their
-    /// lanes are drained. Otherwise it waits up to `drop_grace` for them, then
-    /// settles the rest with `CallError::Closed`.
+    /// lanes are drained, but calls queued on the inline lane, which has no
+    /// worker, are settled with `CallError::Closed`. Otherwise it waits up to
+    /// `drop_grace` for them, then settles the rest with `CallError::Closed`.
     fn drop(&mut self) {
         if self.drop_grace.is_zero() {
             self.close();
+            self.reject_inline();
         } else {
             self.shutdown_timeout(self.drop_grace);
         }

@@ -1,7 +1,7 @@
 //! `Balancer::Shared`: one submission queue for the pool, claimed from by
 //! whichever worker is idle.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Steal};
@@ -16,6 +16,12 @@ pub(crate) struct SharedQueue {
     sleepers: AtomicU32,
     /// Calls ever pushed (for `PoolStats::in_flight`).
     pub accepted: AtomicU64,
+    /// The pool closed: no more pushes.
+    closed: AtomicBool,
+    /// Pushes under way. With `closed`, it tells workers when no job can
+    /// arrive any more (a push that passed the `closed` check must still be
+    /// served).
+    pushing: AtomicU32,
 }
 
 impl SharedQueue {
@@ -25,12 +31,25 @@ impl SharedQueue {
             seq: FutexWord::new(0),
             sleepers: AtomicU32::new(0),
             accepted: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            pushing: AtomicU32::new(0),
         }
     }
 
-    pub(crate) fn push(&self, job: InlineJob) {
+    /// Queues `job`, or hands it back if the pool has closed.
+    pub(crate) fn push(&self, job: InlineJob) -> Result<(), InlineJob> {
+        // Counted before `closed` is read, and `is_finished` reads them the
+        // other way round (all sequentially consistent): a worker that finds
+        // the queue closed either sees this push counted or this push sees
+        // the queue closed.
+        self.pushing.fetch_add(1, Ordering::SeqCst);
+        if self.closed.load(Ordering::SeqCst) {
+            self.pushing.fetch_sub(1, Ordering::SeqCst);
+            return Err(job);
+        }
         self.accepted.fetch_add(1, Ordering::Relaxed);
         self.jobs.push(job);
+        self.pushing.fetch_sub(1, Ordering::SeqCst);
         self.seq.atomic().fetch_add(1, Ordering::SeqCst);
         // Pairs with `wait`: a worker either counted itself a sleeper before the
         // bump above (and is woken here) or reads the bumped value (and looks
@@ -38,6 +57,25 @@ impl SharedQueue {
         if self.sleepers.load(Ordering::SeqCst) > 0 {
             self.seq.wake_one(Sharing::Private);
         }
+        Ok(())
+    }
+
+    /// Refuses pushes from now on and wakes every sleeping worker.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.wake_all();
+    }
+
+    /// Whether the queue is closed, empty, and no push is under way: no job
+    /// will come any more.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+            && self.pushing.load(Ordering::SeqCst) == 0
+            && self.jobs.is_empty()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// Claims the next job, if any (each job goes to exactly one claimer).
@@ -51,11 +89,12 @@ impl SharedQueue {
         }
     }
 
-    /// Spins up to `spin`, then sleeps until a job may be waiting or the pool
-    /// closes (`closed()`).
-    pub(crate) fn wait(&self, spin: Duration, closed: impl Fn() -> bool) {
+    /// Spins up to `spin`, then sleeps until a job may be waiting or the
+    /// queue closes.
+    pub(crate) fn wait(&self, spin: Duration) {
         let start = Instant::now();
         let mut spins = 0u32;
+        let closed = || self.is_closed();
         while self.jobs.is_empty() && !closed() {
             spins = spins.wrapping_add(1);
             if spins.is_multiple_of(32) && start.elapsed() >= spin {
@@ -71,8 +110,7 @@ impl SharedQueue {
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Wakes every sleeping worker (the pool closed).
-    pub(crate) fn wake_all(&self) {
+    fn wake_all(&self) {
         self.seq.atomic().fetch_add(1, Ordering::SeqCst);
         self.seq.wake_all(Sharing::Private);
     }

@@ -29,10 +29,13 @@ pub(crate) enum LaneCause {
     Stuck,
 }
 
-/// Aligned to two cache lines so that the `Arc` counts every `Call` bumps do
-/// not share a line with the fields workers read on every call.
+/// Aligned to two cache lines so that the `Arc` counts do not share a line
+/// with the fields workers read on every call.
 #[repr(align(128))]
 pub(crate) struct Shared {
+    /// This state's own `Arc` (for the watchdog, which a call's deadline
+    /// may start; a `Call` holds no `Arc`).
+    me: Weak<Shared>,
     pub lanes: Vec<ThreadLane>,
     pub inline: Option<InlineLane>,
     /// The pool's one submission queue, with `Balancer::Shared`.
@@ -65,6 +68,17 @@ pub(crate) enum Route<'a> {
 }
 
 impl Shared {
+    /// Moves the state into its `Arc`, which the call table keeps alive
+    /// until it drains (so calls in flight can reach it through their slots).
+    pub(crate) fn into_arc(self) -> Arc<Self> {
+        let shared = Arc::new_cyclic(|me| Shared {
+            me: me.clone(),
+            ..self
+        });
+        shared.table.keep_until_drained(Box::new(shared.clone()));
+        shared
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         lanes: Vec<ThreadLane>,
@@ -84,6 +98,7 @@ impl Shared {
         // The shared queue replaces routing, the inline lane included.
         let inline = if queue.is_some() { None } else { inline };
         Shared {
+            me: Weak::new(),
             lanes,
             queue,
             inline,
@@ -172,18 +187,25 @@ impl Shared {
 
     /// Takes a call slot from the shared free list, first returning every
     /// lane's private cache to it if it is empty (the table is nearly full).
+    /// For a party that holds the pool.
     pub(crate) fn alloc_anywhere(&self) -> Result<Ticket, CallError> {
         if let Some(t) = self.table.alloc() {
             return Ok(t);
         }
         for lane in &self.lanes {
-            self.table.return_cache(&mut lane.lock().slots);
+            // This party holds the pool, so the table's keep may go here.
+            drop(self.table.return_cache(&mut lane.lock().slots));
         }
-        self.table
-            .alloc_settled()
-            .ok_or(CallError::TooManyInFlight {
+        if let Some(t) = self.table.alloc_settled() {
+            return Ok(t);
+        }
+        Err(if self.table.is_draining() {
+            CallError::Closed
+        } else {
+            CallError::TooManyInFlight {
                 limit: self.table.capacity(),
-            })
+            }
+        })
     }
 
     /// Settles `t` early with `error` and raises its abort flag (see
@@ -199,17 +221,17 @@ impl Shared {
     }
 
     /// Gives a call a deadline, starting the watchdog that enforces it if needed.
-    pub(crate) fn arm_deadline(self: &Arc<Self>, ticket: Ticket, at: Instant) {
+    pub(crate) fn arm_deadline(&self, ticket: Ticket, at: Instant) {
         self.start_watchdog();
         self.table.arm(ticket, at);
     }
 
     /// Starts the watchdog thread (once): it times calls out at their deadlines
     /// and, with `hard_timeout`, replaces stuck lanes.
-    pub(crate) fn start_watchdog(self: &Arc<Self>) {
+    pub(crate) fn start_watchdog(&self) {
         self.watchdog.call_once(|| {
             let table = self.table.clone();
-            let shared = Arc::downgrade(self);
+            let shared = self.me.clone();
             let tick = self
                 .hard_timeout
                 .map(|h| (h / 4).clamp(Duration::from_millis(1), Duration::from_millis(100)));

@@ -94,15 +94,14 @@ fn serve_queue(
     queue: &SharedQueue,
     spin: std::time::Duration,
 ) {
-    let closed = || cx.shared.closed.load(std::sync::atomic::Ordering::Acquire);
     while !cx.status.retired.load(std::sync::atomic::Ordering::Relaxed) {
         match queue.pop() {
             Some(job) => {
                 let (ticket, entry) = (job.ticket, Ok(job.entry));
                 run_call(cx, lane, scratch, ticket, entry, &job.input, Met::Queued);
             }
-            None if closed() => return,
-            None => queue.wait(spin, closed),
+            None if queue.is_finished() => return,
+            None => queue.wait(spin),
         }
     }
 }

@@ -1,7 +1,14 @@
 //! The table's free slots: a tagged lock-free stack shared by the pool, and the
 //! private chains lanes take from it in batches (so a send usually allocates
 //! under the lane lock it already holds, without touching the shared stack).
+//!
+//! Once the pool closes, the table drains: the stack stops handing out slots
+//! and counts the ones that come back instead. The party that returns the last
+//! one gets what the table kept alive until then (the pool's shared state,
+//! which a `Call` in flight reaches through its slot without a reference count
+//! of its own).
 
+use std::any::Any;
 use std::sync::atomic::Ordering;
 
 use super::{
@@ -10,6 +17,26 @@ use super::{
 
 /// How many free slots a lane takes from the shared list at a time.
 const CACHE_BATCH: usize = 64;
+
+/// Set in `free_head` when the table drains. From then on its low half counts
+/// the slots returned, and nothing is popped.
+pub(super) const DRAINING: u64 = 1 << 63;
+/// The pop count, between the slot index and `DRAINING`.
+const TAG: u64 = !DRAINING & !(u32::MAX as u64);
+
+/// `head` with its pop count advanced and `index` on top.
+fn popped(head: u64, index: u32) -> u64 {
+    (head.wrapping_add(1 << 32) & TAG) | index as u64
+}
+
+/// Whatever a table keeps alive until it drains.
+pub(crate) type Keep = Box<dyn Any + Send + Sync>;
+
+/// Handed to a party whose free returned a draining table's last slot: the
+/// table's [`Keep`] (usually nothing). Dropping it may free the table itself,
+/// so it is dropped only where the party no longer borrows the table.
+#[must_use = "drop it once the table is no longer borrowed"]
+pub(crate) struct Released(#[allow(dead_code)] pub(super) Option<Keep>);
 
 /// A private chain of free slots (see [`CallTable::alloc_cached`]).
 pub(crate) struct SlotCache {
@@ -45,14 +72,13 @@ impl CallTable {
         let mut head = self.free_head.load(Ordering::Acquire);
         loop {
             let index = head as u32;
-            if index == NIL {
+            if index == NIL || head & DRAINING != 0 {
                 return None;
             }
             let next = self.links[index as usize].load(Ordering::Relaxed);
-            let popped = ((head >> 32).wrapping_add(1) << 32) | next as u64;
             match self.free_head.compare_exchange_weak(
                 head,
-                popped,
+                popped(head, next),
                 Ordering::Acquire,
                 Ordering::Acquire,
             ) {
@@ -77,7 +103,7 @@ impl CallTable {
     /// allocation starts a new generation; every late party backs off on the
     /// DONE or RESULT it shows). `took`: the caller moved the runner's outcome
     /// out.
-    pub(super) fn free(&self, index: u32, state: u32, took: bool) {
+    pub(super) fn free(&self, index: u32, state: u32, took: bool) -> Released {
         let i = index as usize;
         if state & OUTCOME != 0 && !took {
             // SAFETY: `state` is free-able (`can_free` for the state this party
@@ -107,14 +133,17 @@ impl CallTable {
             }
         }
         self.aborts.clear(i);
-        self.push_free(index, index);
+        self.push_free(index, index, 1)
     }
 
-    /// Pushes the chain `first ..= last` (linked through `links`) onto the
-    /// shared free list.
-    fn push_free(&self, first: u32, last: u32) {
+    /// Pushes the chain `first ..= last` of `count` slots (linked through
+    /// `links`) onto the shared free list, or counts them if the table drains.
+    fn push_free(&self, first: u32, last: u32, count: u32) -> Released {
         let mut head = self.free_head.load(Ordering::Relaxed);
         loop {
+            if head & DRAINING != 0 {
+                return self.count_returned(count);
+            }
             self.links[last as usize].store(head as u32, Ordering::Relaxed);
             let pushed = (head & !(u32::MAX as u64)) | first as u64;
             match self.free_head.compare_exchange_weak(
@@ -123,10 +152,66 @@ impl CallTable {
                 Ordering::Release,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return,
+                Ok(_) => return Released(None),
                 Err(now) => head = now,
             }
         }
+    }
+
+    /// Adds `count` slots to those a draining table got back; the party whose
+    /// count completes it gets the table's [`Keep`].
+    fn count_returned(&self, count: u32) -> Released {
+        // Read first: unless this add completes the count, another party may
+        // complete it and free the table right after.
+        let capacity = self.capacity();
+        // Acquire-release: the party that completes the count has seen every
+        // other party's last use of the table (a release sequence of adds).
+        let before = self.free_head.fetch_add(count as u64, Ordering::AcqRel);
+        if (before as u32 + count) as usize == capacity {
+            Released(self.keep.lock().unwrap_or_else(|e| e.into_inner()).take())
+        } else {
+            Released(None)
+        }
+    }
+
+    /// Keeps `keep` alive until the table has drained (see [`CallTable::drain`]).
+    pub(crate) fn keep_until_drained(&self, keep: Keep) {
+        *self.keep.lock().unwrap_or_else(|e| e.into_inner()) = Some(keep);
+    }
+
+    /// Stops handing out slots; from now on they are counted as they come
+    /// back. Only once nobody can allocate any more (the pool is closed and
+    /// every lane's cache was returned): the slots out then are exactly the
+    /// calls in flight. Idempotent.
+    pub(crate) fn drain(&self) -> Released {
+        let mut head = self.free_head.load(Ordering::Acquire);
+        loop {
+            if head & DRAINING != 0 {
+                return Released(None);
+            }
+            match self.free_head.compare_exchange_weak(
+                head,
+                DRAINING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => head = now,
+            }
+        }
+        // The list as it was is this party's now: nobody pops from it or
+        // links into it any more.
+        let (mut count, mut i) = (0u32, head as u32);
+        while i != NIL {
+            count += 1;
+            i = self.links[i as usize].load(Ordering::Relaxed);
+        }
+        self.count_returned(count)
+    }
+
+    /// Whether the table drains (the pool is closed).
+    pub(crate) fn is_draining(&self) -> bool {
+        self.free_head.load(Ordering::Acquire) & DRAINING != 0
     }
 
     /// Allocates through `cache`, a private chain of free slots owned by one
@@ -170,7 +255,8 @@ impl CallTable {
         let rest = self.links[last as usize].load(Ordering::Relaxed);
         self.links[last as usize].store(NIL, Ordering::Relaxed);
         if rest != NIL {
-            self.put_back(rest);
+            // Under a lane lock, whose holder keeps the pool alive.
+            drop(self.put_back(rest));
         }
         first
     }
@@ -179,13 +265,12 @@ impl CallTable {
     fn take_all(&self) -> u32 {
         let mut head = self.free_head.load(Ordering::Acquire);
         loop {
-            if head as u32 == NIL {
+            if head as u32 == NIL || head & DRAINING != 0 {
                 return NIL;
             }
-            let emptied = ((head >> 32).wrapping_add(1) << 32) | NIL as u64;
             match self.free_head.compare_exchange_weak(
                 head,
-                emptied,
+                popped(head, NIL),
                 Ordering::Acquire,
                 Ordering::Acquire,
             ) {
@@ -197,9 +282,13 @@ impl CallTable {
 
     /// Puts a NIL-terminated chain (the remainder of a batch) back on the
     /// shared list, splicing in whatever was freed meanwhile.
-    fn put_back(&self, mut chain: u32) {
+    fn put_back(&self, mut chain: u32) -> Released {
         loop {
             let head = self.free_head.load(Ordering::Acquire);
+            if head & DRAINING != 0 {
+                let (_, count) = self.chain_end(chain);
+                return self.count_returned(count);
+            }
             if head as u32 == NIL {
                 let restored = (head & !(u32::MAX as u64)) | chain as u64;
                 if self
@@ -207,7 +296,7 @@ impl CallTable {
                     .compare_exchange(head, restored, Ordering::Release, Ordering::Relaxed)
                     .is_ok()
                 {
-                    return;
+                    return Released(None);
                 }
                 continue;
             }
@@ -217,33 +306,35 @@ impl CallTable {
             if freed == NIL {
                 continue;
             }
-            let tail = self.chain_end(freed);
+            let (tail, _) = self.chain_end(freed);
             self.links[tail as usize].store(chain, Ordering::Relaxed);
             chain = freed;
         }
     }
 
     /// Hands `cache`'s slots back to the shared list (so another lane can use
-    /// them when the table runs low).
-    pub(crate) fn return_cache(&self, cache: &mut SlotCache) {
+    /// them when the table runs low, or count them when it drains).
+    pub(crate) fn return_cache(&self, cache: &mut SlotCache) -> Released {
         if cache.head == NIL {
-            return;
+            return Released(None);
         }
         let first = cache.head;
-        let last = self.chain_end(first);
+        let (last, count) = self.chain_end(first);
         cache.head = NIL;
-        self.push_free(first, last);
+        self.push_free(first, last, count)
     }
 
-    /// The last slot of the private chain starting at `first`.
-    fn chain_end(&self, first: u32) -> u32 {
-        let mut last = first;
+    /// The last slot of the private chain starting at `first`, and the
+    /// chain's length.
+    fn chain_end(&self, first: u32) -> (u32, u32) {
+        let (mut last, mut count) = (first, 1);
         loop {
             let next = self.links[last as usize].load(Ordering::Relaxed);
             if next == NIL {
-                return last;
+                return (last, count);
             }
             last = next;
+            count += 1;
         }
     }
 }

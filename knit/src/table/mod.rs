@@ -60,7 +60,7 @@ mod outcome;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use free_list::SlotCache;
+pub(crate) use free_list::{Released, SlotCache};
 pub(crate) use outcome::Outcome;
 
 /// A thread sleeps on the state word.
@@ -162,8 +162,11 @@ pub(crate) struct CallTable {
     /// meets its frame must skip it (see the module docs).
     settled_early: FlagBitmap,
     /// Top of the free list: a pop count in the high half (against ABA), the
-    /// slot index in the low half.
+    /// slot index in the low half; once the table drains, a count of the
+    /// slots returned (see `free_list`).
     free_head: AtomicU64,
+    /// What the table keeps alive until it has drained.
+    keep: Mutex<Option<free_list::Keep>>,
     epoch: Instant,
     /// Deadlines of calls in flight, for the watchdog.
     pub(crate) deadlines: Deadlines,
@@ -215,6 +218,7 @@ impl CallTable {
             aborts: FlagBitmap::anonymous(capacity)?,
             settled_early: FlagBitmap::anonymous(capacity)?,
             free_head: AtomicU64::new(0),
+            keep: Mutex::new(None),
             epoch: Instant::now(),
             deadlines: Deadlines::new(),
             early: Counters::new(),
@@ -272,7 +276,7 @@ impl CallTable {
 
     /// Wakes whoever waits if `old -> new` made the call DONE, and frees the slot
     /// if it made the slot free-able.
-    fn after(&self, t: Ticket, old: u32, new: u32) {
+    fn after(&self, t: Ticket, old: u32, new: u32) -> Released {
         if new & DONE != 0 && old & DONE == 0 {
             if let Some(admission) = &self.admission {
                 admission.release();
@@ -296,8 +300,17 @@ impl CallTable {
         if can_free(new) && !can_free(old) {
             // The caller released without taking the runner's outcome (it gave
             // up, or took an early settler's error instead).
-            self.free(t.index, new, false);
+            return self.free(t.index, new, false);
         }
+        Released(None)
+    }
+
+    /// [`CallTable::after`] for a party that keeps the pool alive by itself
+    /// (a runner or settler holds a strong reference; a caller that has not
+    /// released its slot cannot be the one to return the last slot), so the
+    /// table's keep may be dropped right here.
+    fn after_held(&self, t: Ticket, old: u32, new: u32) {
+        drop(self.after(t, old, new));
     }
 
     /// A runner claims `t` before running it. False: the call was cancelled,
@@ -343,7 +356,7 @@ impl CallTable {
     /// claim ends here.
     pub(crate) fn skip_laned(&self, t: Ticket) {
         if let Some((old, new)) = self.transition(t, |_| RESULT | SKIPPED, |s| s & RESULT == 0) {
-            self.after(t, old, new);
+            self.after_held(t, old, new);
         }
     }
 
@@ -378,7 +391,7 @@ impl CallTable {
         };
         match self.transition(t, add, |s| s & LANED != 0 && s & (RUNNING | RESULT) == 0) {
             Some((old, new)) => {
-                self.after(t, old, new);
+                self.after_held(t, old, new);
                 old & EARLY == 0
             }
             None => false,
@@ -408,7 +421,7 @@ impl CallTable {
         );
         let (old, new) =
             done.expect("a claimed call keeps its generation until its runner finishes");
-        self.after(t, old, new);
+        self.after_held(t, old, new);
         old & EARLY == 0
     }
 
@@ -420,7 +433,7 @@ impl CallTable {
             |_| RESULT,
             |s| s & (RUNNING | LANED) != 0 && s & EARLY != 0 && s & RESULT == 0,
         ) {
-            self.after(t, old, new);
+            self.after_held(t, old, new);
         }
     }
 
@@ -464,7 +477,7 @@ impl CallTable {
         let (old, new) = self
             .transition(t, |_| DONE, |_| true)
             .expect("an EARLY claim keeps the generation until DONE");
-        self.after(t, old, new);
+        self.after_held(t, old, new);
         Some(started)
     }
 
@@ -474,8 +487,9 @@ impl CallTable {
     }
 
     /// Takes the outcome and releases the slot; only the caller, once, after
-    /// `is_done`.
-    pub(crate) fn take(&self, t: Ticket) -> Outcome {
+    /// `is_done`. The caller drops the [`Released`] after its last use of the
+    /// table.
+    pub(crate) fn take(&self, t: Ticket) -> (Outcome, Released) {
         let s = self.word(t.index).load(Ordering::Acquire);
         assert!(s & DONE != 0 && generation(s) == t.gen);
         let i = t.index as usize;
@@ -491,8 +505,8 @@ impl CallTable {
             // the release below tells `free` not to drop it again.
             unsafe { (*self.slots[i].outcome.get()).assume_init_read() }
         };
-        self.release_with(t, s, s & EARLY == 0);
-        outcome
+        let released = self.release_with(t, s, s & EARLY == 0);
+        (outcome, released)
     }
 
     /// Gives up a ticket that was never sent, with its `max_queue` place. No
@@ -508,38 +522,45 @@ impl CallTable {
                 if let Some(admission) = &self.admission {
                     admission.release();
                 }
-                self.free(t.index, new, false);
+                // The sender holds the pool, so the keep may go here.
+                drop(self.free(t.index, new, false));
             }
             None => {
                 // An early settler won: it gives the place back when it sets
                 // DONE, and whichever of us comes second frees the slot.
                 if let Some((old, new)) = self.transition(t, |_| RESULT | RELEASED, |_| true) {
-                    self.after(t, old, new);
+                    self.after_held(t, old, new);
                 }
             }
         }
     }
 
-    /// The caller gives up on `t` without taking its outcome.
-    pub(crate) fn release(&self, t: Ticket) {
+    /// The caller gives up on `t` without taking its outcome; it drops the
+    /// [`Released`] after its last use of the table.
+    pub(crate) fn release(&self, t: Ticket) -> Released {
         let s = self.word(t.index).load(Ordering::Acquire);
         debug_assert_eq!(generation(s), t.gen);
-        self.release_with(t, s, false);
+        self.release_with(t, s, false)
     }
 
     /// The caller is done with `t`, whose state it read as `s`; `took` says
     /// it moved the runner's outcome out of the slot.
-    fn release_with(&self, t: Ticket, s: u32, took: bool) {
+    fn release_with(&self, t: Ticket, s: u32, took: bool) -> Released {
         if s & DONE != 0 && runner_done(s) {
             // Nobody else will write this generation's state again (late parties
             // see DONE and back off), so no read-modify-write is needed.
-            self.free(t.index, s, took);
-            return;
+            return self.free(t.index, s, took);
         }
         // Not free-able yet: the call was settled early and a runner still
         // holds it, so `took` is false (the caller took the early error).
-        if let Some((old, new)) = self.transition(t, |_| RELEASED, |_| true) {
-            self.after(t, old, new);
+        match self.transition(t, |_| RELEASED, |_| true) {
+            // The runner finished meanwhile: freeing is this caller's.
+            Some((_, new)) if can_free(new) => self.free(t.index, new, false),
+            // The runner frees the slot, and may return a draining table's
+            // last slot before this returns: nothing here reads the table
+            // after the exchange (as `Arc::drop` reads nothing after its
+            // decrement).
+            _ => Released(None),
         }
     }
 
