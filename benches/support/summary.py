@@ -65,10 +65,11 @@ the pool's design at the time of this run explains them:
   the rare side, so no locked instruction waits on a line the other core
   holds; before those changes a call moved three lines and took about 2× the
   floor.
-- **Batches of no-op calls:** a knit call still pays four locked instructions
-  on the calling thread (taking the lane's lock, the `Arc` a `Call` holds to
-  keep the pool alive, taken and given back, and the free-list push), and each waits for the caller's earlier stores to reach ring
-  and slot lines the worker holds. The plain crossbeam and mpsc peers send a
+- **Batches of no-op calls:** a knit call still pays two locked instructions
+  on the calling thread (taking the lane's lock, and the free-list push when
+  the result is collected), and each waits for the caller's earlier stores to
+  reach ring and slot lines the worker holds. (A `Call` no longer holds an
+  `Arc`, which was two more.) The plain crossbeam and mpsc peers send a
   bare `u64` back on one shared reply channel that the single caller drains
   in order: they never route a result to the call that asked for it, which
   knit's `Call<T>` (or any pool serving many callers and futures) must do.

@@ -75,8 +75,13 @@ impl InlineLane {
             };
             if table.claim_run(job.ticket) {
                 let cx = TaskCx::new(table, job.ticket, self.index);
+                let unwinding = Unwinding {
+                    shared,
+                    ticket: job.ticket,
+                };
                 let outcome =
                     run_task(job.entry, &job.input, &mut scratch, shared.max_payload, &cx);
+                std::mem::forget(unwinding);
                 self.completed.fetch_add(1, Ordering::Release);
                 let kind = outcome.error().map(FailureKind::of);
                 shared.stats.settled(kind);
@@ -102,5 +107,21 @@ impl InlineLane {
     pub(crate) fn in_flight(&self) -> usize {
         let submitted = self.submitted.load(Ordering::Relaxed);
         submitted.saturating_sub(self.completed.load(Ordering::Acquire)) as usize
+    }
+}
+
+/// Fails the call a thread runs for the inline lane if a panic escapes the
+/// task (a panic payload whose `Drop` panics unwinds past `run_task`), and
+/// ends its claim so the slot can be freed, as a dying worker does.
+struct Unwinding<'a> {
+    shared: &'a Shared,
+    ticket: Ticket,
+}
+
+impl Drop for Unwinding<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .settle_early(self.ticket, crate::error::CallError::WorkerLost);
+        self.shared.table.abandon_run(self.ticket);
     }
 }

@@ -107,12 +107,9 @@ pub fn create_pool(options: PoolOptions) -> Result<Pool, PoolError> {
         match shared.spawn_worker(index, end, responses, status, 0) {
             Ok(handle) => drop(shared.lanes[index].set_handle(handle)),
             Err(e) => {
-                shared.closed.store(true, Ordering::Release);
-                for lane in &shared.lanes {
-                    lane.close(&shared.table);
-                }
-                // No call was made: this returns the table's keep at once.
-                drop(shared.table.drain());
+                // The workers already started leave; no call was made, so
+                // the table lets go of the state at once.
+                shared.close();
                 return Err(PoolError::Spawn(e));
             }
         }
@@ -133,23 +130,7 @@ impl Pool {
 
     /// Stops accepting calls: later calls fail with `CallError::Closed`.
     fn close(&self) {
-        let shared = self.shared();
-        shared.closed.store(true, Ordering::Release);
-        for lane in &shared.lanes {
-            lane.close(&shared.table);
-        }
-        if let Some(inline) = &shared.inline {
-            inline.close();
-        }
-        if let Some(queue) = &shared.queue {
-            queue.close();
-        }
-        shared.table.deadlines.stop();
-        // Nobody allocates from here on (senders check `closed` under their
-        // lane's lock, and every lane's cached slots are back), so the slots
-        // still out are the calls in flight: once they are all back, the
-        // table lets go of the pool's state. The pool holds it itself here.
-        drop(shared.table.drain());
+        self.shared().close();
     }
 
     /// Stops accepting calls (later calls fail with `CallError::Closed`), lets

@@ -15,6 +15,14 @@ use crate::shared::Shared;
 /// long as its owner holds its slot. The owner drops the table's keep-alive
 /// (the [`crate::table::Released`] its release hands back) only after its
 /// last use of the pointer.
+///
+/// One formal gap remains: when a caller's release hands the freeing of its
+/// slot to another party (the runner, or the count of a draining table), the
+/// caller is still inside table methods holding `&CallTable` for the few
+/// instructions until they return, and after the pool is closed the other
+/// party may free the table in that window. Nothing is read after the
+/// hand-off, but under Stacked/Tree Borrows a reference argument must stay
+/// valid until its function returns (the shape of rust-lang/rust#55005).
 pub(crate) struct PoolRef(NonNull<Shared>);
 
 // SAFETY: a `PoolRef` only ever gives out `&Shared`, and `Shared` is `Sync`
@@ -66,9 +74,16 @@ mod tests {
         ms
     }
 
+    /// One worker, unpinned.
+    fn one() -> PoolOptions {
+        PoolOptions {
+            threads: 1,
+            ..PoolOptions::default()
+        }
+    }
+
     fn pool(options: PoolOptions) -> (Pool, Weak<crate::shared::Shared>) {
         let pool = create_pool(PoolOptions {
-            threads: 1,
             pin: false,
             ..options
         })
@@ -95,7 +110,7 @@ mod tests {
 
     #[test]
     fn a_call_keeps_the_pool_alive_after_every_handle_is_gone() {
-        let (pool, weak) = pool(PoolOptions::default());
+        let (pool, weak) = pool(one());
         let kept = pool.call.lease_echo(7);
         let done: Vec<_> = (0..100).map(|i| pool.call.lease_echo(i)).collect();
         for (i, c) in done.into_iter().enumerate() {
@@ -114,7 +129,7 @@ mod tests {
 
     #[test]
     fn dropping_the_last_call_frees_the_pool() {
-        let (pool, weak) = pool(PoolOptions::default());
+        let (pool, weak) = pool(one());
         let kept = pool.call.lease_nap(20);
         drop(pool);
         eventually("the worker never let go of the pool", || {
@@ -126,7 +141,7 @@ mod tests {
 
     #[test]
     fn calls_dropped_in_flight_and_calls_outliving_the_pool() {
-        let (pool, weak) = pool(PoolOptions::default());
+        let (pool, weak) = pool(one());
         let blocker = pool.call.lease_nap(20);
         for i in 0..500 {
             drop(pool.call.lease_echo(i));
@@ -143,13 +158,12 @@ mod tests {
 
     #[test]
     fn shutdown_now_with_queued_calls() {
-        let (pool, weak) = pool(PoolOptions::default());
+        let (pool, weak) = pool(one());
         let calls: Vec<_> = (0..200).map(|_| pool.call.lease_nap(1)).collect();
         pool.shutdown_now();
         assert_eq!(pool.call.lease_echo(1).wait(), Err(CallError::Closed));
         let closed = calls
             .into_iter()
-            .filter(|_| true)
             .map(|c| c.wait())
             .filter(|r| *r == Err(CallError::Closed))
             .count();
@@ -160,7 +174,7 @@ mod tests {
 
     #[test]
     fn timed_out_and_cancelled_calls() {
-        let (pool, weak) = pool(PoolOptions::default());
+        let (pool, weak) = pool(one());
         let slow = pool.call.lease_nap(50).timeout(Duration::from_millis(1));
         let queued = pool.call.lease_nap(1);
         assert_eq!(queued.cancel(), crate::Cancelled::BeforeRun);
@@ -180,11 +194,11 @@ mod tests {
                 dispatch_threshold: 0,
                 ..Inliner::default()
             }),
-            ..PoolOptions::default()
+            ..one()
         };
         let shared = PoolOptions {
             balancer: Balancer::Shared,
-            ..PoolOptions::default()
+            ..one()
         };
         for (options, has_inline) in [(inline, true), (shared, false)] {
             let (pool, weak) = pool(options);
@@ -206,9 +220,52 @@ mod tests {
         }
     }
 
+    /// A panic payload whose `Drop` panics, so the panic escapes the task's
+    /// `catch_unwind` and unwinds the thread running it.
+    struct Bomb;
+
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("the panic payload exploded while being dropped");
+        }
+    }
+
+    #[crate::task]
+    fn lease_bomb() -> u64 {
+        std::panic::panic_any(Bomb)
+    }
+
+    /// An escaped panic on the inline lane unwinds the waiting caller, and on
+    /// a worker lane kills the worker: either way the call fails, its slot
+    /// comes back and the pool is freed.
+    #[test]
+    fn escaped_panics_on_the_inline_lane_and_a_worker_lane() {
+        let (pool, weak) = pool(PoolOptions {
+            inliner: Some(Inliner {
+                dispatch_threshold: 0,
+                ..Inliner::default()
+            }),
+            ..one()
+        });
+        // Round robin over the worker lane and the inline lane.
+        let calls: Vec<_> = (0..2).map(|_| pool.call.lease_bomb()).collect();
+        let mut unwound = 0;
+        for call in calls {
+            let id = call.id();
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.wait())) {
+                Ok(r) => assert_eq!(r, Err(CallError::WorkerLost), "call {id:?}"),
+                Err(_) => unwound += 1,
+            }
+        }
+        assert_eq!(unwound, 1, "the inline call unwound its waiter");
+        assert_eq!(pool.call.lease_echo(5).wait(), Ok(5));
+        drop(pool);
+        freed(&weak);
+    }
+
     #[test]
     fn a_pool_shut_down_with_nothing_in_flight() {
-        let (pool, weak) = pool(PoolOptions::default());
+        let (pool, weak) = pool(one());
         assert_eq!(pool.call.lease_echo(3).wait(), Ok(3));
         pool.shutdown();
         assert_eq!(weak.strong_count(), 1, "only the pool holds its state");
@@ -222,13 +279,13 @@ mod tests {
     #[test]
     fn calls_racing_the_pools_drop() {
         let variants = [
-            PoolOptions::default(),
+            one(),
             PoolOptions {
                 inliner: Some(Inliner {
                     dispatch_threshold: 0,
                     ..Inliner::default()
                 }),
-                ..PoolOptions::default()
+                ..one()
             },
             PoolOptions {
                 balancer: Balancer::Shared,

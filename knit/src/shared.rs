@@ -185,6 +185,27 @@ impl Shared {
         }
     }
 
+    /// Stops accepting calls: later calls fail with `CallError::Closed`, and
+    /// workers leave once their lanes (or the shared queue) are empty.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        for lane in &self.lanes {
+            lane.close(&self.table);
+        }
+        if let Some(inline) = &self.inline {
+            inline.close();
+        }
+        if let Some(queue) = &self.queue {
+            queue.close();
+        }
+        self.table.deadlines.stop();
+        // Nobody allocates from here on (senders check `closed` under their
+        // lane's lock, and every lane's cached slots are back), so the slots
+        // still out are the calls in flight: once they are all back, the
+        // table lets go of this state. Whoever closes holds it too.
+        drop(self.table.drain());
+    }
+
     /// Takes a call slot from the shared free list, first returning every
     /// lane's private cache to it if it is empty (the table is nearly full).
     /// For a party that holds the pool.
@@ -303,8 +324,21 @@ impl Shared {
             Ok(f) => f,
             Err(e) => {
                 // Without a new worker the old ring stays as it is: a stuck lane
-                // may still recover; a dead one has lost its queue.
+                // may still recover. A dead one has lost its queue: its calls
+                // fail, and give their slots back.
                 eprintln!("knit: cannot replace lane {index}: {e}");
+                if cause == LaneCause::WorkerDied {
+                    let mut lost = Vec::new();
+                    let _ = sender
+                        .producer
+                        .salvage(|f| lost.push(Ticket::from_call_id(f.envelope().call_id)));
+                    // Settled after letting go of the lock: settling wakes waiters.
+                    drop(sender);
+                    for t in lost {
+                        self.settle_early(t, CallError::WorkerLost);
+                        self.table.abandon_run(t);
+                    }
+                }
                 return;
             }
         };
