@@ -217,37 +217,30 @@ impl Pool {
     /// Settles every queued and running call with `Closed`.
     fn reject_pending(&self) {
         let shared = self.shared();
-        let closed = |t: Ticket| {
-            shared.settle_early(t, CallError::Closed);
-        };
+        // Collected under each lane's lock, settled after letting go of it
+        // (settling wakes waiters, whose wakers run user code), all at once.
+        let mut pending = Vec::new();
         for lane in &shared.lanes {
-            // Collected under the lane's lock, settled after letting go of it:
-            // settling wakes waiters, whose wakers run user code.
-            let mut queued = Vec::new();
-            {
-                let mut sender = lane.lock();
-                queued.extend(lane.workers().running());
-                let _ = sender
-                    .producer
-                    .salvage(|frame| queued.push(Ticket::from_call_id(frame.envelope().call_id)));
-            }
-            queued.into_iter().for_each(closed);
+            let mut sender = lane.lock();
+            pending.extend(lane.workers().running());
+            let _ = sender
+                .producer
+                .salvage(|frame| pending.push(Ticket::from_call_id(frame.envelope().call_id)));
         }
-        self.reject_inline();
+        if let Some(inline) = &shared.inline {
+            pending.extend(inline.take_all());
+        }
         if let Some(queue) = &shared.queue {
-            for job in queue.take_all() {
-                closed(job.ticket);
-            }
+            pending.extend(queue.take_all().into_iter().map(|job| job.ticket));
         }
+        shared.settle_early_all(pending, || CallError::Closed);
     }
 
     /// Settles every call queued on the inline lane with `Closed`.
     fn reject_inline(&self) {
         let shared = self.shared();
         if let Some(inline) = &shared.inline {
-            for t in inline.take_all() {
-                shared.settle_early(t, CallError::Closed);
-            }
+            shared.settle_early_all(inline.take_all(), || CallError::Closed);
         }
     }
 

@@ -233,12 +233,25 @@ impl Shared {
     /// [`CallTable::settle_early`]): `None` if it had settled already, else
     /// whether it had started running.
     pub(crate) fn settle_early(&self, t: Ticket, error: CallError) -> Option<bool> {
-        let lane_runs = |t: Ticket, lane: u32| {
-            self.lanes
-                .get(lane as usize)
-                .is_some_and(|l| l.workers().runs(t, &self.table))
-        };
-        self.table.settle_early(t, error, true, Some(&lane_runs))
+        self.table
+            .settle_early(t, error, true, Some(&|t, lane| self.lane_runs(t, lane)))
+    }
+
+    /// Whether a worker of worker lane `lane` runs (or ran) laned call `t`.
+    fn lane_runs(&self, t: Ticket, lane: u32) -> bool {
+        self.lanes
+            .get(lane as usize)
+            .is_some_and(|l| l.workers().runs(t, &self.table))
+    }
+
+    /// [`Shared::settle_early`] for many calls, with one heavy fence for all.
+    pub(crate) fn settle_early_all(
+        &self,
+        tickets: impl IntoIterator<Item = Ticket>,
+        error: impl Fn() -> CallError,
+    ) {
+        self.table
+            .settle_early_all(tickets, error, &|t, lane| self.lane_runs(t, lane));
     }
 
     /// Gives a call a deadline, starting the watchdog that enforces it if needed.
@@ -334,8 +347,8 @@ impl Shared {
                         .salvage(|f| lost.push(Ticket::from_call_id(f.envelope().call_id)));
                     // Settled after letting go of the lock: settling wakes waiters.
                     drop(sender);
+                    self.settle_early_all(lost.iter().copied(), || CallError::WorkerLost);
                     for t in lost {
-                        self.settle_early(t, CallError::WorkerLost);
                         self.table.abandon_run(t);
                     }
                 }
