@@ -120,8 +120,6 @@ struct Unwinding<'a> {
 
 impl Drop for Unwinding<'_> {
     fn drop(&mut self) {
-        self.shared
-            .settle_early(self.ticket, crate::error::CallError::WorkerLost);
-        self.shared.table.abandon_run(self.ticket);
+        self.shared.runner_lost(self.ticket);
     }
 }

@@ -106,6 +106,18 @@ pub(crate) struct LaneSender {
     pub generation: u64,
 }
 
+impl LaneSender {
+    /// Adds the calls of every frame queued on this lane and not yet consumed
+    /// to `into` (read from the producer's side; the worker, if alive, may
+    /// still meet them, so what is done with them must tolerate that).
+    pub(crate) fn queued_calls(&mut self, into: &mut Vec<Ticket>) {
+        // A frame that cannot be read back is one whose call cannot be named.
+        let _ = self
+            .producer
+            .salvage(|frame| into.push(Ticket::from_call_id(frame.envelope().call_id)));
+    }
+}
+
 /// The statuses of a lane's workers. Behind a lock of its own, not the
 /// sender's: early settlers read it, and a sender holds its lock while user
 /// code (an argument's `Serialize`) runs, which may cancel a call.

@@ -15,7 +15,7 @@ use crate::options::{InlinePosition, PoolOptions};
 use crate::registry::Registry;
 use crate::shared::{Route, Shared};
 use crate::stats::{self, Histogram, LaneStats, PoolStats};
-use crate::table::{CallTable, Ticket};
+use crate::table::CallTable;
 
 /// A pool of worker threads running `#[task]` functions.
 ///
@@ -223,9 +223,7 @@ impl Pool {
         for lane in &shared.lanes {
             let mut sender = lane.lock();
             pending.extend(lane.workers().running());
-            let _ = sender
-                .producer
-                .salvage(|frame| pending.push(Ticket::from_call_id(frame.envelope().call_id)));
+            sender.queued_calls(&mut pending);
         }
         if let Some(inline) = &shared.inline {
             pending.extend(inline.take_all());

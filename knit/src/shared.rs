@@ -237,6 +237,13 @@ impl Shared {
             .settle_early(t, error, true, Some(&|t, lane| self.lane_runs(t, lane)))
     }
 
+    /// Fails `t` with `WorkerLost` and ends its runner's claim: the thread
+    /// running it unwound (a panic escaped the task's `catch_unwind`).
+    pub(crate) fn runner_lost(&self, t: Ticket) {
+        self.settle_early(t, CallError::WorkerLost);
+        self.table.abandon_run(t);
+    }
+
     /// Whether a worker of worker lane `lane` runs (or ran) laned call `t`.
     fn lane_runs(&self, t: Ticket, lane: u32) -> bool {
         self.lanes
@@ -342,9 +349,7 @@ impl Shared {
                 eprintln!("knit: cannot replace lane {index}: {e}");
                 if cause == LaneCause::WorkerDied {
                     let mut lost = Vec::new();
-                    let _ = sender
-                        .producer
-                        .salvage(|f| lost.push(Ticket::from_call_id(f.envelope().call_id)));
+                    sender.queued_calls(&mut lost);
                     // Settled after letting go of the lock: settling wakes waiters.
                     drop(sender);
                     self.settle_early_all(lost.iter().copied(), || CallError::WorkerLost);

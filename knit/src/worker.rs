@@ -197,9 +197,7 @@ impl Drop for DeathWatch<'_> {
     fn drop(&mut self) {
         let cx = self.cx;
         if let Some(ticket) = cx.status.current() {
-            let table = &cx.shared.table;
-            cx.shared.settle_early(ticket, CallError::WorkerLost);
-            table.abandon_run(ticket);
+            cx.shared.runner_lost(ticket);
         }
         cx.shared
             .replace_lane(cx.index, cx.generation, LaneCause::WorkerDied);

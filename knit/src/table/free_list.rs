@@ -201,11 +201,10 @@ impl CallTable {
         }
         // The list as it was is this party's now: nobody pops from it or
         // links into it any more.
-        let (mut count, mut i) = (0u32, head as u32);
-        while i != NIL {
-            count += 1;
-            i = self.links[i as usize].load(Ordering::Relaxed);
-        }
+        let count = match head as u32 {
+            NIL => 0,
+            first => self.chain_end(first).1,
+        };
         self.count_returned(count)
     }
 
