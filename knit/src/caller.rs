@@ -196,6 +196,11 @@ impl Caller {
                     Err(TransportError::TooLarge { len, max }) => {
                         (ticket, PayloadError::TooLarge { len, max }.into())
                     }
+                    // A closed ring in an open pool: the lane's worker died
+                    // and could not be replaced.
+                    Err(TransportError::Closed) if !shared.closed.load(Ordering::Acquire) => {
+                        (ticket, CallError::WorkerLost)
+                    }
                     Err(_) => (ticket, CallError::Closed),
                 }
             }

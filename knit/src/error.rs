@@ -68,7 +68,9 @@ pub enum CallError {
         limit: usize,
     },
     /// The worker running the call died (or was declared stuck); the call's
-    /// outcome is lost. Calls still queued on that lane moved to other lanes.
+    /// outcome is lost. Calls still queued on that lane move to the lane's
+    /// new worker; if none can be started, they and every later call sent
+    /// to that lane fail with this error too.
     #[error("the worker running the call was lost")]
     WorkerLost,
 }

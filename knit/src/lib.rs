@@ -40,6 +40,8 @@ mod codec;
 mod cx;
 mod deadline;
 mod error;
+#[cfg(test)]
+mod fault;
 mod inline;
 mod lane;
 mod lane_lock;

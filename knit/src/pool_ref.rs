@@ -59,8 +59,9 @@ impl PoolRef {
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Weak};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
+    use crate::fault::{eventually, freed};
     use crate::{create_pool, Balancer, CallError, Inliner, Pool, PoolOptions};
 
     #[crate::task]
@@ -90,22 +91,6 @@ mod tests {
         .unwrap();
         let weak = Arc::downgrade(&pool.call.shared);
         (pool, weak)
-    }
-
-    /// Polls until `done` (workers exit on their own time once the pool is
-    /// closed); a pool that is never freed fails here.
-    fn eventually(what: &str, done: impl Fn() -> bool) {
-        let until = Instant::now() + Duration::from_secs(20);
-        while !done() {
-            assert!(Instant::now() < until, "{what}");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    fn freed(weak: &Weak<crate::shared::Shared>) {
-        eventually("the pool's state was never freed", || {
-            weak.strong_count() == 0
-        });
     }
 
     #[test]
@@ -220,19 +205,9 @@ mod tests {
         }
     }
 
-    /// A panic payload whose `Drop` panics, so the panic escapes the task's
-    /// `catch_unwind` and unwinds the thread running it.
-    struct Bomb;
-
-    impl Drop for Bomb {
-        fn drop(&mut self) {
-            panic!("the panic payload exploded while being dropped");
-        }
-    }
-
     #[crate::task]
     fn lease_bomb() -> u64 {
-        std::panic::panic_any(Bomb)
+        std::panic::panic_any(crate::fault::Bomb)
     }
 
     /// An escaped panic on the inline lane unwinds the waiting caller, and on

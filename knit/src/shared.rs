@@ -59,6 +59,9 @@ pub(crate) struct Shared {
     /// Whether calls are timed (wait/run histograms, busy time).
     pub timing: bool,
     pub stats: PoolCounters,
+    /// Tests only: every worker spawn for this pool fails (see `fault`).
+    #[cfg(test)]
+    pub refuse_spawns: AtomicBool,
 }
 
 /// Where a call goes.
@@ -76,6 +79,8 @@ impl Shared {
             ..self
         });
         shared.table.keep_until_drained(Box::new(shared.clone()));
+        #[cfg(test)]
+        crate::fault::made(&shared);
         shared
     }
 
@@ -116,6 +121,8 @@ impl Shared {
             hard_timeout,
             timing,
             stats: PoolCounters::new(),
+            #[cfg(test)]
+            refuse_spawns: AtomicBool::new(false),
         }
     }
 
@@ -302,6 +309,10 @@ impl Shared {
         status: Arc<WorkerStatus>,
         generation: u64,
     ) -> std::io::Result<JoinHandle<()>> {
+        #[cfg(test)]
+        if crate::fault::spawn_fails_here() || self.refuse_spawns.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("a worker spawn failed (injected)"));
+        }
         let core = (!self.cores.is_empty()).then(|| self.cores[(index + 1) % self.cores.len()]);
         let cx = WorkerContext {
             shared: self.clone(),
@@ -344,10 +355,13 @@ impl Shared {
             Ok(f) => f,
             Err(e) => {
                 // Without a new worker the old ring stays as it is: a stuck lane
-                // may still recover. A dead one has lost its queue: its calls
-                // fail, and give their slots back.
+                // may still recover. A dead one has lost its queue: it is
+                // closed (under the lock, so no call slips in after the look
+                // below), later sends to it fail with `WorkerLost`, and the
+                // calls in it fail the same way and give their slots back.
                 eprintln!("knit: cannot replace lane {index}: {e}");
                 if cause == LaneCause::WorkerDied {
+                    sender.producer.region().close();
                     let mut lost = Vec::new();
                     sender.queued_calls(&mut lost);
                     // Settled after letting go of the lock: settling wakes waiters.
