@@ -21,7 +21,7 @@ cd "$(dirname "$0")"
 
 # Bench targets, in the order they run. New families (JS lanes, process lanes)
 # add their bench target here.
-BENCHES=(pool payloads scaling transport)
+BENCHES=(pool payloads scaling settling transport)
 
 quick=0
 json=0

@@ -16,12 +16,12 @@ import pathlib
 import re
 import sys
 
-ORDER = ["pool", "inline", "payloads", "types", "scaling", "skewed", "transport"]
+ORDER = ["pool", "inline", "payloads", "types", "scaling", "skewed", "settling", "transport"]
 
 HEADER = """## Performance
 
 knit side by side with its peers, measured by `./run.sh` (see `run.sh --help`;
-`cargo bench --bench <pool|payloads|scaling|transport>` runs the same code).
+`cargo bench --bench <pool|payloads|scaling|settling|transport>` runs the same code).
 **The figures below are from one full run on the machine named here and will
 move between runs:** these are shared 2-vCPU VMs, where absolute times drift
 by tens of percent from run to run; the ratios are steadier.
