@@ -120,8 +120,12 @@ fn main() -> std::io::Result<()> {
             spent += start.elapsed();
             gate.open();
             let _ = held.wait();
-            for call in calls {
-                assert!(call.wait().is_err(), "a queued call ran after shutdown_now");
+            for (i, call) in calls.into_iter().enumerate() {
+                let got = call.wait();
+                assert!(
+                    got.is_err(),
+                    "queued call {i} ran after shutdown_now: {got:?}"
+                );
             }
         }
         spent
