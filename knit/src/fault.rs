@@ -1,13 +1,15 @@
 //! Fault injection for the crate's own tests: thread spawns that fail on
 //! demand. A pool must end cleanly when it cannot start a worker, and must
 //! settle every call of a lane whose dead worker cannot be replaced; neither
-//! happens on a healthy machine, so the tests make it happen.
+//! happens on a healthy machine, so the tests make it happen. Also the
+//! helpers the tests use to watch a pool end.
 
 use std::cell::{Cell, RefCell};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::shared::Shared;
+use crate::{create_pool, Pool, PoolOptions};
 
 thread_local! {
     /// How many more worker spawns made on this thread succeed before the
@@ -46,6 +48,25 @@ pub(crate) fn last_made() -> Weak<Shared> {
     LAST_MADE.with(|last| last.borrow().clone())
 }
 
+/// One worker (unpinned by [`pool`]).
+pub(crate) fn one() -> PoolOptions {
+    PoolOptions {
+        threads: 1,
+        ..PoolOptions::default()
+    }
+}
+
+/// An unpinned pool made with `options`, and a weak handle on its state.
+pub(crate) fn pool(options: PoolOptions) -> (Pool, Weak<Shared>) {
+    let pool = create_pool(PoolOptions {
+        pin: false,
+        ..options
+    })
+    .unwrap();
+    let weak = Arc::downgrade(&pool.call.shared);
+    (pool, weak)
+}
+
 /// Polls until `done` (workers exit on their own time once a pool is
 /// closed); fails the test with `what` after 20 s.
 pub(crate) fn eventually(what: &str, done: impl Fn() -> bool) {
@@ -78,7 +99,7 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::{create_pool, Balancer, CallError, PoolError, PoolOptions};
+    use crate::{Balancer, CallError, PoolError};
 
     #[crate::task]
     fn fault_echo(x: u64) -> u64 {
@@ -122,13 +143,7 @@ mod tests {
     /// `WorkerLost` (none is left waiting), and the pool still ends cleanly.
     #[test]
     fn a_dead_lane_that_cannot_be_replaced_fails_its_calls() {
-        let pool = create_pool(PoolOptions {
-            threads: 1,
-            pin: false,
-            ..PoolOptions::default()
-        })
-        .unwrap();
-        let weak = Arc::downgrade(&pool.call.shared);
+        let (pool, weak) = pool(one());
         assert_eq!(pool.call.fault_echo(1).wait(), Ok(1));
         pool.call
             .shared

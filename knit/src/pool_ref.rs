@@ -58,11 +58,10 @@ impl PoolRef {
 /// only through the slot it holds.
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Weak};
     use std::time::Duration;
 
-    use crate::fault::{eventually, freed};
-    use crate::{create_pool, Balancer, CallError, Inliner, Pool, PoolOptions};
+    use crate::fault::{eventually, freed, one, pool};
+    use crate::{Balancer, CallError, Inliner, PoolOptions};
 
     #[crate::task]
     fn lease_echo(x: u64) -> u64 {
@@ -73,24 +72,6 @@ mod tests {
     fn lease_nap(ms: u64) -> u64 {
         std::thread::sleep(Duration::from_millis(ms));
         ms
-    }
-
-    /// One worker, unpinned.
-    fn one() -> PoolOptions {
-        PoolOptions {
-            threads: 1,
-            ..PoolOptions::default()
-        }
-    }
-
-    fn pool(options: PoolOptions) -> (Pool, Weak<crate::shared::Shared>) {
-        let pool = create_pool(PoolOptions {
-            pin: false,
-            ..options
-        })
-        .unwrap();
-        let weak = Arc::downgrade(&pool.call.shared);
-        (pool, weak)
     }
 
     #[test]

@@ -43,7 +43,7 @@ impl SharedQueue {
         // the queue closed either sees this push counted or this push sees
         // the queue closed.
         self.pushing.fetch_add(1, Ordering::SeqCst);
-        if self.closed.load(Ordering::SeqCst) {
+        if self.is_closed() {
             self.pushing.fetch_sub(1, Ordering::SeqCst);
             return Err(job);
         }
@@ -69,9 +69,7 @@ impl SharedQueue {
     /// Whether the queue is closed, empty, and no push is under way: no job
     /// will come any more.
     pub(crate) fn is_finished(&self) -> bool {
-        self.closed.load(Ordering::SeqCst)
-            && self.pushing.load(Ordering::SeqCst) == 0
-            && self.jobs.is_empty()
+        self.is_closed() && self.pushing.load(Ordering::SeqCst) == 0 && self.jobs.is_empty()
     }
 
     fn is_closed(&self) -> bool {

@@ -247,8 +247,16 @@ impl Shared {
     /// Fails `t` with `WorkerLost` and ends its runner's claim: the thread
     /// running it unwound (a panic escaped the task's `catch_unwind`).
     pub(crate) fn runner_lost(&self, t: Ticket) {
-        self.settle_early(t, CallError::WorkerLost);
-        self.table.abandon_run(t);
+        self.runners_lost(&[t]);
+    }
+
+    /// [`Shared::runner_lost`] for every call in `lost` (a dead lane's
+    /// queue, which no worker will run), with one heavy fence for all.
+    pub(crate) fn runners_lost(&self, lost: &[Ticket]) {
+        self.settle_early_all(lost.iter().copied(), || CallError::WorkerLost);
+        for &t in lost {
+            self.table.abandon_run(t);
+        }
     }
 
     /// Whether a worker of worker lane `lane` runs (or ran) laned call `t`.
@@ -366,10 +374,7 @@ impl Shared {
                     sender.queued_calls(&mut lost);
                     // Settled after letting go of the lock: settling wakes waiters.
                     drop(sender);
-                    self.settle_early_all(lost.iter().copied(), || CallError::WorkerLost);
-                    for t in lost {
-                        self.table.abandon_run(t);
-                    }
+                    self.runners_lost(&lost);
                 }
                 return;
             }
