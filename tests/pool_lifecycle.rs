@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use knit::{create_pool, CallError, PoolOptions, QueuePolicy, TaskCx};
+use knit::{create_pool, Balancer, CallError, PoolOptions, QueuePolicy, TaskCx};
 
 /// A panic payload whose `Drop` panics: dropping it after `catch_unwind` kills
 /// the worker thread, the way a real escaped panic would.
@@ -184,6 +184,47 @@ fn shutdown_now_rejects_queued_and_running_calls() {
         .iter()
         .all(|o| *o == Ok(20) || *o == Err(CallError::Closed)));
     assert_eq!(wait(pool.call.echo(1)), Err(CallError::Closed));
+}
+
+/// A lane runs its calls in order, and `shutdown_now` cuts that order once:
+/// the calls before the cut finished, every call after it is rejected. The
+/// worker is not held here, so it keeps running while thousands of queued
+/// calls are being rejected; it must not start one the settler has not
+/// reached yet (before the halt flag it could, and a later call then ran
+/// after an earlier one was rejected).
+#[test]
+fn shutdown_now_cuts_a_lane_once() {
+    const CALLS: u64 = 20_000;
+    for round in 0..40 {
+        // Mostly worker lanes (the salvage path); the shared queue now and then.
+        let balancer = if round % 4 == 3 {
+            Balancer::Shared
+        } else {
+            Balancer::RoundRobin
+        };
+        let pool = create_pool(PoolOptions {
+            threads: 1,
+            ring_bytes: 4 << 20,
+            balancer,
+            ..Default::default()
+        })
+        .unwrap();
+        let calls: Vec<_> = (0..CALLS).map(|i| pool.call.echo(i)).collect();
+        pool.shutdown_now();
+        let outcomes: Vec<_> = calls.into_iter().map(wait).collect();
+        let ran = outcomes.iter().take_while(|o| o.is_ok()).count();
+        for (i, o) in outcomes.iter().enumerate() {
+            if i < ran {
+                assert_eq!(*o, Ok(i as u64), "round {round}");
+            } else {
+                assert_eq!(
+                    *o,
+                    Err(CallError::Closed),
+                    "round {round}: call {i} is not rejected although call {ran}, sent before it, is"
+                );
+            }
+        }
+    }
 }
 
 #[test]

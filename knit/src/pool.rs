@@ -4,6 +4,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use knit_transport::fence;
+use knit_transport::futex::Sharing;
 use knit_transport::LaneConfig;
 
 use crate::admission::Admission;
@@ -162,7 +164,8 @@ impl Pool {
     /// Stops accepting calls and settles every call not yet finished with
     /// `CallError::Closed` at once: queued calls never run, running tasks see
     /// `TaskCx::has_aborted()` and their results are dropped. Does not wait for
-    /// running tasks to return.
+    /// running tasks to return. No call starts once it has begun, so on each
+    /// lane the calls that return `Ok` all came before the ones rejected.
     ///
     /// ```
     /// #[knit::task]
@@ -217,6 +220,12 @@ impl Pool {
     /// Settles every queued and running call with `Closed`.
     fn reject_pending(&self) {
         let shared = self.shared();
+        // The halt is the cut: a worker that begins a call after this fence
+        // sees it and settles the call itself (whether or not its frame is
+        // still in the ring for the salvage below); a call begun before it is
+        // among the lanes' running calls read below (see `worker::claim`).
+        shared.halted.store(true, Ordering::Relaxed);
+        fence::heavy(Sharing::Private);
         // Collected under each lane's lock, settled after letting go of it
         // (settling wakes waiters, whose wakers run user code), all at once.
         let mut pending = Vec::new();

@@ -50,6 +50,12 @@ pub(crate) struct Shared {
     pub router: Router,
     pub balancer: Balancer,
     pub closed: AtomicBool,
+    /// Raised (then fenced) by `shutdown_now` before it gathers what is
+    /// pending: a worker that begins a laned call after that settles it with
+    /// `Closed` instead of running it. Without this, the worker went on
+    /// starting queued calls while the settler worked through them, so a
+    /// later call could run after an earlier one was rejected.
+    pub halted: AtomicBool,
     pub caller_spin: Duration,
     pub max_payload: usize,
     pub lane_config: LaneConfig,
@@ -114,6 +120,7 @@ impl Shared {
             router: Router::new(),
             balancer,
             closed: AtomicBool::new(false),
+            halted: AtomicBool::new(false),
             caller_spin,
             max_payload,
             lane_config,

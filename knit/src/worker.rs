@@ -1,5 +1,6 @@
 //! A worker thread: drains its lane's requests, runs each task, settles its call.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -94,7 +95,7 @@ fn serve_queue(
     queue: &SharedQueue,
     spin: std::time::Duration,
 ) {
-    while !cx.status.retired.load(std::sync::atomic::Ordering::Relaxed) {
+    while !cx.status.retired.load(Ordering::Relaxed) {
         match queue.pop() {
             Some(job) => {
                 let (ticket, entry) = (job.ticket, Ok(job.entry));
@@ -116,7 +117,7 @@ enum Met {
 }
 
 /// Claims a call this worker met, or returns `None` if it must not run
-/// (cancelled, timed out, or claimed by another worker).
+/// (cancelled, timed out, claimed by another worker, or the pool halted).
 #[inline]
 fn claim(cx: &WorkerContext, ticket: Ticket, met: Met) -> Option<Claim> {
     let table = &cx.shared.table;
@@ -124,14 +125,28 @@ fn claim(cx: &WorkerContext, ticket: Ticket, met: Met) -> Option<Claim> {
         if !table.claim_run(ticket) {
             return None;
         }
-        cx.status.start(ticket);
+        cx.status.begin(ticket);
+        if halted(cx, ticket) {
+            table.abandon_run(ticket);
+            return None;
+        }
         return Some(Claim::Cas);
     };
     if !table.holds(ticket) {
         return None;
     }
     cx.status.begin(ticket);
-    let claim = if redelivered || cx.status.is_retired() {
+    let shared_claim = redelivered || cx.status.is_retired();
+    if halted(cx, ticket) {
+        // Ends the lane's claim (the call is EARLY by now).
+        if shared_claim {
+            table.claim_laned(ticket);
+        } else {
+            table.skip_laned(ticket);
+        }
+        return None;
+    }
+    let claim = if shared_claim {
         table.claim_laned(ticket).then_some(Claim::LaneCas)?
     } else if table.settled_early(ticket) {
         table.skip_laned(ticket);
@@ -141,6 +156,24 @@ fn claim(cx: &WorkerContext, ticket: Ticket, met: Met) -> Option<Claim> {
     };
     cx.status.decide_to_run(ticket);
     Some(claim)
+}
+
+/// Whether `shutdown_now` has begun (read after [`WorkerStatus::begin`]'s
+/// fence, the light half of the pair whose heavy half follows the pool's
+/// halt flag): then nothing starts any more, and the call is settled with
+/// `Closed` here, because the settler may not have it (a laned call's frame
+/// may be consumed already, a queued call is off the queue). Whichever party
+/// claims it first gives the outcome; the caller still ends its runner's
+/// claim.
+#[inline]
+fn halted(cx: &WorkerContext, ticket: Ticket) -> bool {
+    if !cx.shared.halted.load(Ordering::Relaxed) {
+        return false;
+    }
+    cx.shared
+        .table
+        .settle_early(ticket, CallError::Closed, false, None);
+    true
 }
 
 /// Runs one call (unless it was cancelled, timed out or claimed elsewhere),

@@ -12,7 +12,10 @@
 //! the settler compare-and-swaps EARLY, raises the flag, fences, then reads
 //! the worker's current call (waiting for a worker found on the call to
 //! decide); the replacer stores `retired`, fences, then reads the current
-//! call. Each step's function names the code it mirrors. (The handshakes use
+//! call; `shutdown_now` stores the pool's halt flag, fences, then reads the
+//! current call and settles every call it can name, and a worker that sees
+//! the flag settles the call itself. Each step's function names the code it
+//! mirrors. (The handshakes use
 //! fences rather than SeqCst loads and stores partly because loom models
 //! SeqCst fences but not SeqCst accesses.)
 #![cfg(knit_loom)]
@@ -32,37 +35,60 @@ const EARLY: u32 = 1 << 4;
 const DONE: u32 = 1 << 5;
 const SKIPPED: u32 = 1 << 9;
 
-/// One call's slot state and flag, one lane's (old) worker status, and counters
-/// of what really happened.
-struct Model {
+/// The calls a worker meets in its lane, in this order (call `k` has id `T + k`).
+const CALLS: usize = 2;
+
+/// One call's slot state and `settled_early` flag, and how often it ran.
+struct Call {
     state: AtomicU32,
     settled_early: AtomicU32,
+    runs: AtomicU32,
+}
+
+/// The calls, one lane's (old) worker status, and the pool's halt flag.
+struct Model {
+    calls: [Call; CALLS],
     current: AtomicU64,
     running: AtomicU64,
     retired: AtomicU32,
-    runs: AtomicU32,
+    halted: AtomicU32,
+}
+
+fn id(k: usize) -> u64 {
+    T + k as u64
 }
 
 impl Model {
     fn new() -> Arc<Self> {
-        Arc::new(Model {
+        let call = || Call {
             state: AtomicU32::new(0),
             settled_early: AtomicU32::new(0),
+            runs: AtomicU32::new(0),
+        };
+        Arc::new(Model {
+            calls: [call(), call()],
             current: AtomicU64::new(IDLE),
             running: AtomicU64::new(IDLE),
             retired: AtomicU32::new(0),
-            runs: AtomicU32::new(0),
+            halted: AtomicU32::new(0),
         })
     }
 
-    /// `CallTable::transition`: sets `add(s)` if `allowed(s)`; returns the old state.
-    fn transition(&self, add: impl Fn(u32) -> u32, allowed: impl Fn(u32) -> bool) -> Option<u32> {
-        let mut s = self.state.load(Acquire);
+    /// `CallTable::transition` on call `k`: sets `add(s)` if `allowed(s)`;
+    /// returns the old state.
+    fn transition(
+        &self,
+        k: usize,
+        add: impl Fn(u32) -> u32,
+        allowed: impl Fn(u32) -> bool,
+    ) -> Option<u32> {
+        let state = &self.calls[k].state;
+        let mut s = state.load(Acquire);
         loop {
             if !allowed(s) {
                 return None;
             }
-            match self.state.compare_exchange(s, s | add(s), AcqRel, Acquire) {
+            match state.compare_exchange(s, s | add(s), AcqRel, Acquire) {
                 Ok(_) => return Some(s),
                 Err(now) => s = now,
             }
@@ -70,22 +96,20 @@ impl Model {
     }
 
     /// `CallTable::finish` after running the task.
-    fn finish(&self) {
-        self.transition(
-            |s| {
-                if s & EARLY == 0 {
-                    RESULT | DONE
-                } else {
-                    RESULT
-                }
-            },
-            |_| true,
-        )
-        .expect("a claimed call keeps its slot");
+    fn finish(&self, k: usize) {
+        let add = |s: u32| {
+            if s & EARLY == 0 {
+                RESULT | DONE
+            } else {
+                RESULT
+            }
+        };
+        self.transition(k, add, |_| true)
+            .expect("a claimed call keeps its slot");
     }
 
     /// `CallTable::claim_laned`.
-    fn claim_by_cas(&self) -> bool {
+    fn claim_by_cas(&self, k: usize) -> bool {
         let add = |s: u32| {
             if s & EARLY != 0 {
                 RESULT | SKIPPED
@@ -93,35 +117,50 @@ impl Model {
                 RUNNING
             }
         };
-        match self.transition(add, |s| s & (RUNNING | RESULT) == 0) {
+        match self.transition(k, add, |s| s & (RUNNING | RESULT) == 0) {
             Some(old) => old & EARLY == 0,
             None => false,
         }
     }
 
+    /// `CallTable::skip_laned`.
+    fn skip(&self, k: usize) {
+        self.transition(k, |_| RESULT | SKIPPED, |s| s & RESULT == 0);
+    }
+
     /// `worker::claim` then `run_call` for a frame met in the lane's ring.
-    fn worker_meets_frame(&self) {
-        self.current.store(T, Release); // WorkerStatus::begin
+    fn worker_meets_frame(&self, k: usize) {
+        self.current.store(id(k), Release); // WorkerStatus::begin
         fence(SeqCst);
-        let run = if self.retired.load(Acquire) != 0 {
-            self.claim_by_cas()
-        } else if self.settled_early.load(Acquire) != 0 {
-            self.transition(|_| RESULT | SKIPPED, |s| s & RESULT == 0); // skip_laned
+        let shared_claim = self.retired.load(Acquire) != 0;
+        let run = if self.halted.load(Relaxed) != 0 {
+            // worker::halted
+            self.settle_early(k, false);
+            if shared_claim {
+                self.claim_by_cas(k);
+            } else {
+                self.skip(k);
+            }
+            false
+        } else if shared_claim {
+            self.claim_by_cas(k)
+        } else if self.calls[k].settled_early.load(Acquire) != 0 {
+            self.skip(k);
             false
         } else {
             true
         };
         if run {
-            self.running.store(T, Release); // decide_to_run
-            self.runs.fetch_add(1, Relaxed); // the task
-            self.finish();
+            self.running.store(id(k), Release); // decide_to_run
+            self.calls[k].runs.fetch_add(1, Relaxed); // the task
+            self.finish(k);
         }
         self.current.store(IDLE, Release); // WorkerStatus::stop
     }
 
     /// `CallTable::laned_ran`.
-    fn laned_ran(&self) -> Option<bool> {
-        let s = self.state.load(Acquire);
+    fn laned_ran(&self, k: usize) -> Option<bool> {
+        let s = self.calls[k].state.load(Acquire);
         if s & SKIPPED != 0 {
             Some(false)
         } else if s & (RUNNING | RESULT) != 0 {
@@ -132,12 +171,12 @@ impl Model {
     }
 
     /// `LaneSender::runs` for this worker.
-    fn worker_runs(&self) -> bool {
-        while self.current.load(Acquire) == T {
-            if self.running.load(Acquire) == T {
+    fn worker_runs(&self, k: usize) -> bool {
+        while self.current.load(Acquire) == id(k) {
+            if self.running.load(Acquire) == id(k) {
                 return true;
             }
-            if let Some(ran) = self.laned_ran() {
+            if let Some(ran) = self.laned_ran(k) {
                 return ran;
             }
             thread::yield_now();
@@ -145,26 +184,61 @@ impl Model {
         false
     }
 
-    /// `CallTable::settle_early` with the lane probe: `None` if the call had
-    /// settled, else whether it was reported as having started.
-    fn settle_early(&self) -> Option<bool> {
-        self.transition(|_| EARLY, |s| s & (EARLY | DONE) == 0)?;
-        self.settled_early.fetch_or(1, Release);
-        fence(SeqCst);
-        let started = self.worker_runs() || self.laned_ran() == Some(true);
-        self.transition(|_| DONE, |_| true)
+    /// `CallTable::claim_early`: claims call `k` and raises its flag.
+    fn claim_early(&self, k: usize) -> bool {
+        let won = self
+            .transition(k, |_| EARLY, |s| s & (EARLY | DONE) == 0)
+            .is_some();
+        if won {
+            self.calls[k].settled_early.fetch_or(1, Release);
+        }
+        won
+    }
+
+    /// `CallTable::finish_early`: whether call `k` started (with the lane
+    /// probe, after the caller's fence), then DONE.
+    fn finish_early(&self, k: usize, probe: bool) -> bool {
+        let started = (probe && self.worker_runs(k)) || self.laned_ran(k) == Some(true);
+        self.transition(k, |_| DONE, |_| true)
             .expect("EARLY keeps the slot");
-        Some(started)
+        started
+    }
+
+    /// `CallTable::settle_early`, with the lane probe if `probe`: `None` if
+    /// the call had settled, else whether it was reported as having started.
+    fn settle_early(&self, k: usize, probe: bool) -> Option<bool> {
+        if !self.claim_early(k) {
+            return None;
+        }
+        if probe {
+            fence(SeqCst);
+        }
+        Some(self.finish_early(k, probe))
+    }
+
+    /// `Pool::reject_pending` for one lane: halts, fences, reads the call
+    /// the worker runs, then settles it and every call whose frame is still
+    /// in the ring (here: all of them, the frames of one drain batch are
+    /// released together) as `CallTable::settle_early_all` does.
+    fn shutdown_now(&self) {
+        self.halted.store(1, Relaxed);
+        fence(SeqCst);
+        let _running = self.current.load(Acquire); // a call named twice is claimed once
+        let claimed: Vec<usize> = (0..CALLS).filter(|&k| self.claim_early(k)).collect();
+        fence(SeqCst);
+        for k in claimed {
+            self.finish_early(k, true);
+        }
     }
 }
 
 impl Model {
-    /// After every thread ended: the call settled once, its runner let go of
+    /// After every thread ended: call `k` settled once, its runner let go of
     /// the slot (RESULT), it ran at most once, and the settler's report
     /// (`None`: too late) matches what happened.
-    fn check(&self, cancelled: Option<bool>) {
-        let s = self.state.load(Relaxed);
-        let runs = self.runs.load(Relaxed);
+    fn check(&self, k: usize, cancelled: Option<bool>) {
+        let s = self.calls[k].state.load(Relaxed);
+        let runs = self.calls[k].runs.load(Relaxed);
         assert!(
             s & DONE != 0 && s & RESULT != 0,
             "settled and let go: {s:#x}"
@@ -179,20 +253,20 @@ impl Model {
     /// The new worker meeting the moved copy (claimed by compare-and-swap).
     /// Its status is not modelled: a CAS claim shows in the state word, which
     /// the settler reads too.
-    fn new_worker_meets_moved_frame(&self) {
-        if self.claim_by_cas() {
-            self.runs.fetch_add(1, Relaxed);
-            self.finish();
+    fn new_worker_meets_moved_frame(&self, k: usize) {
+        if self.claim_by_cas(k) {
+            self.calls[k].runs.fetch_add(1, Relaxed);
+            self.finish(k);
         }
     }
 
     /// `Shared::replace_lane`: retires the old worker and moves the frame to
     /// the new one (run here) unless the old worker is on it.
-    fn replace_lane(&self) {
+    fn replace_lane(&self, k: usize) {
         self.retired.store(1, Release); // WorkerStatus::retire
         fence(SeqCst);
-        if self.current.load(Acquire) != T {
-            self.new_worker_meets_moved_frame();
+        if self.current.load(Acquire) != id(k) {
+            self.new_worker_meets_moved_frame(k);
         }
     }
 }
@@ -203,10 +277,10 @@ fn a_cancel_racing_the_worker_reports_truthfully() {
     loom::model(|| {
         let m = Model::new();
         let w = m.clone();
-        let worker = thread::spawn(move || w.worker_meets_frame());
-        let cancelled = m.settle_early();
+        let worker = thread::spawn(move || w.worker_meets_frame(0));
+        let cancelled = m.settle_early(0, true);
         worker.join().unwrap();
-        m.check(cancelled);
+        m.check(0, cancelled);
     });
 }
 
@@ -217,10 +291,10 @@ fn a_lane_replacement_racing_the_old_worker_runs_the_call_once() {
     loom::model(|| {
         let m = Model::new();
         let old = m.clone();
-        let old_worker = thread::spawn(move || old.worker_meets_frame());
-        m.replace_lane();
+        let old_worker = thread::spawn(move || old.worker_meets_frame(0));
+        m.replace_lane(0);
         old_worker.join().unwrap();
-        m.check(None);
+        m.check(0, None);
     });
 }
 
@@ -230,11 +304,41 @@ fn a_cancel_racing_a_replacement_reports_truthfully() {
     loom::model(|| {
         let m = Model::new();
         let old = m.clone();
-        let old_worker = thread::spawn(move || old.worker_meets_frame());
+        let old_worker = thread::spawn(move || old.worker_meets_frame(0));
         let c = m.clone();
-        let canceller = thread::spawn(move || c.settle_early());
-        m.replace_lane();
+        let canceller = thread::spawn(move || c.settle_early(0, true));
+        m.replace_lane(0);
         old_worker.join().unwrap();
-        m.check(canceller.join().unwrap());
+        m.check(0, canceller.join().unwrap());
+    });
+}
+
+/// `shutdown_now` races a worker going through two calls of its lane: each
+/// call settles once and runs at most once, its slot is let go, and the
+/// shutdown cuts the lane's order once (the second call never finishes with
+/// its own result when the first was rejected).
+#[test]
+fn shutdown_now_racing_the_worker_cuts_the_lane_once() {
+    loom::model(|| {
+        let m = Model::new();
+        let w = m.clone();
+        let worker = thread::spawn(move || {
+            w.worker_meets_frame(0);
+            w.worker_meets_frame(1);
+        });
+        m.shutdown_now();
+        worker.join().unwrap();
+        let ok = |k: usize| m.calls[k].state.load(Relaxed) & EARLY == 0;
+        for k in 0..CALLS {
+            let s = m.calls[k].state.load(Relaxed);
+            let runs = m.calls[k].runs.load(Relaxed);
+            assert!(s & DONE != 0 && s & RESULT != 0, "call {k}: {s:#x}");
+            assert!(runs <= 1, "call {k} ran {runs} times");
+            assert!(!ok(k) || runs == 1, "call {k} finished without running");
+        }
+        assert!(
+            ok(0) || !ok(1),
+            "the first call was rejected, the second ran"
+        );
     });
 }

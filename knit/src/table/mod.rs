@@ -39,6 +39,13 @@
 //! ran" never runs. Calls that may reach two workers (moved off a replaced
 //! lane, or met by a worker that was retired) are claimed by compare-and-swap
 //! as before (`claim_laned`).
+//!
+//! `shutdown_now` uses the same pairing pool-wide: it raises the pool's halt
+//! flag and runs the heavy fence before it reads what the workers run and
+//! what is queued; a worker reads that flag after its light fence, and one
+//! that sees it settles the call with `Closed` itself instead of running it
+//! (`knit/tests/loom_claim.rs` models this too). So the shutdown cuts each
+//! lane's order once: no call starts after it.
 
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
@@ -425,8 +432,9 @@ impl CallTable {
         old & EARLY == 0
     }
 
-    /// The runner that claimed `t` will never finish it (its thread died after
-    /// the call was settled early): release its claim so the slot can be freed.
+    /// The runner that claimed `t` will never finish it (its thread died, or
+    /// the pool halted before it began, after the call was settled early):
+    /// release its claim so the slot can be freed.
     pub(crate) fn abandon_run(&self, t: Ticket) {
         if let Some((old, new)) = self.transition(
             t,
