@@ -4,6 +4,8 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crossbeam_utils::CachePadded;
+
 /// What a balancer sees of one lane.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LaneLoad {
@@ -70,7 +72,9 @@ impl std::fmt::Debug for Balancer {
 
 /// Per-pool state of the built-in strategies.
 pub(crate) struct Router {
-    next: AtomicUsize,
+    /// Round-robin's turn: written by every call, so kept off the lines of
+    /// the pool state that workers read on every call.
+    next: CachePadded<AtomicUsize>,
 }
 
 thread_local! {
@@ -101,7 +105,7 @@ fn random() -> u64 {
 impl Router {
     pub(crate) fn new() -> Self {
         Router {
-            next: AtomicUsize::new(0),
+            next: CachePadded::new(AtomicUsize::new(0)),
         }
     }
 

@@ -43,8 +43,8 @@ impl WorkerStatus {
 
     /// Publishes `t` as the call this worker starts, as the first half of the
     /// handshake with early settlers, a lane replacement and `shutdown_now`'s
-    /// halt (see `table`'s module docs): a store and a light fence (their side runs the
-    /// heavy one), after which the worker reads their flags.
+    /// halt (see `table`'s module docs): a store and a light fence (their
+    /// side runs the heavy one), after which the worker reads their flags.
     #[inline]
     pub(crate) fn begin(&self, t: Ticket) {
         self.current.store(t.call_id(), Ordering::Release);

@@ -222,8 +222,9 @@ impl Pool {
         let shared = self.shared();
         // The halt is the cut: a worker that begins a call after this fence
         // sees it and settles the call itself (whether or not its frame is
-        // still in the ring for the salvage below); a call begun before it is
-        // among the lanes' running calls read below (see `worker::claim`).
+        // still in the ring for the salvage below); a call begun before it has
+        // finished or is among the lanes' running calls read below (see
+        // `worker::claim`).
         shared.halted.store(true, Ordering::Relaxed);
         fence::heavy(Sharing::Private);
         // Collected under each lane's lock, settled after letting go of it

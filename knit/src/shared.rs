@@ -51,8 +51,8 @@ pub(crate) struct Shared {
     pub balancer: Balancer,
     pub closed: AtomicBool,
     /// Raised (then fenced) by `shutdown_now` before it gathers what is
-    /// pending: a worker that begins a laned call after that settles it with
-    /// `Closed` instead of running it. Without this, the worker went on
+    /// pending: a worker that begins a call after that settles it with
+    /// `Closed` instead of running it. Without this, a worker went on
     /// starting queued calls while the settler worked through them, so a
     /// later call could run after an earlier one was rejected.
     pub halted: AtomicBool,

@@ -54,6 +54,7 @@ use std::sync::Mutex;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+use crossbeam_utils::CachePadded;
 use knit_transport::futex::{FutexWord, Sharing};
 use knit_transport::FlagBitmap;
 
@@ -170,8 +171,11 @@ pub(crate) struct CallTable {
     settled_early: FlagBitmap,
     /// Top of the free list: a pop count in the high half (against ABA), the
     /// slot index in the low half; once the table drains, a count of the
-    /// slots returned (see `free_list`).
-    free_head: AtomicU64,
+    /// slots returned (see `free_list`). On a line of its own: callers
+    /// compare-and-swap it on every call they free, and the worker reads the
+    /// fields around it (the bitmaps, the slots) on every call; sharing a
+    /// line cost a cache-line transfer each way per call.
+    free_head: CachePadded<AtomicU64>,
     /// What the table keeps alive until it has drained.
     keep: Mutex<Option<free_list::Keep>>,
     epoch: Instant,
@@ -184,8 +188,8 @@ pub(crate) struct CallTable {
     pub(crate) admission: Option<Admission>,
     /// Batch takes begun and ended: while they differ, the shared list may look
     /// empty only because a taker holds it for a moment.
-    takes_begun: AtomicU64,
-    takes_ended: AtomicU64,
+    takes_begun: CachePadded<AtomicU64>,
+    takes_ended: CachePadded<AtomicU64>,
 }
 
 // SAFETY: the `UnsafeCell`s are written only by the party the state word grants
@@ -224,14 +228,14 @@ impl CallTable {
             extras,
             aborts: FlagBitmap::anonymous(capacity)?,
             settled_early: FlagBitmap::anonymous(capacity)?,
-            free_head: AtomicU64::new(0),
+            free_head: CachePadded::new(AtomicU64::new(0)),
             keep: Mutex::new(None),
             epoch: Instant::now(),
             deadlines: Deadlines::new(),
             early: Counters::new(),
             admission,
-            takes_begun: AtomicU64::new(0),
-            takes_ended: AtomicU64::new(0),
+            takes_begun: CachePadded::new(AtomicU64::new(0)),
+            takes_ended: CachePadded::new(AtomicU64::new(0)),
         })
     }
 
