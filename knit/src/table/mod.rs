@@ -44,8 +44,9 @@
 //! flag and runs the heavy fence before it reads what the workers run and
 //! what is queued; a worker reads that flag after its light fence, and one
 //! that sees it settles the call with `Closed` itself instead of running it
-//! (`knit/tests/loom_claim.rs` models this too). So the shutdown cuts each
-//! lane's order once: no call starts after it.
+//! (`knit/tests/loom_claim.rs` checks that this cuts a lane's order once:
+//! the calls that finish all come before the ones rejected). With the fence,
+//! no call starts after the halt at all.
 
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
