@@ -65,7 +65,7 @@ pub use frame::{Envelope, FRAME_ALIGN, FRAME_HEADER_BYTES};
 pub use lane::{lane, HostEnd, WorkerEnd};
 pub use producer::{Batch, Producer};
 pub use region::{Direction, LaneRegion};
-pub use wait::WaitOutcome;
+pub use wait::{SpinBudget, WaitOutcome};
 
 #[cfg(all(test, not(loom)))]
 mod tests;

@@ -25,6 +25,68 @@ pub(crate) const SLEEPING: u32 = 1;
 /// few microseconds, rarely enough that the clock read is not the spin's cost.
 const SPINS_PER_CLOCK_READ: u32 = 32;
 
+/// A spinning waiter's time budget, checked without reading the clock on
+/// every spin: the clock is read once every `every` spins, and the budget
+/// runs from the first of those reads, not from the first spin (a hot peer
+/// usually answers within the first round, and a clock read costs about as
+/// much as a cache-line transfer on some VMs).
+///
+/// ```
+/// use std::time::Duration;
+/// use knit_transport::SpinBudget;
+///
+/// let mut budget = SpinBudget::new(Duration::from_micros(5), 32);
+/// let mut spins = 0u64;
+/// loop {
+///     spins += 1; // look at the condition here
+///     if budget.tick().is_some_and(|now| budget.spent(now)) {
+///         break; // time to park
+///     }
+///     std::hint::spin_loop();
+/// }
+/// assert!(spins >= 64, "the budget starts at the first clock read");
+/// ```
+#[derive(Debug)]
+pub struct SpinBudget {
+    budget: std::time::Duration,
+    every: u32,
+    /// Spins left until the next clock read (a countdown: a division by a
+    /// run-time `every` on every spin would slow the spin itself).
+    left: u32,
+    start: Option<Instant>,
+}
+
+impl SpinBudget {
+    /// A budget of `budget`, with the clock read every `every` spins.
+    pub fn new(budget: std::time::Duration, every: u32) -> Self {
+        let every = every.max(1);
+        SpinBudget {
+            budget,
+            every,
+            left: every,
+            start: None,
+        }
+    }
+
+    /// Counts one spin; on every `every`-th, reads the clock and returns the
+    /// time (for [`SpinBudget::spent`], and for any deadline of the caller's).
+    #[inline]
+    pub fn tick(&mut self) -> Option<Instant> {
+        self.left -= 1;
+        if self.left > 0 {
+            return None;
+        }
+        self.left = self.every;
+        Some(Instant::now())
+    }
+
+    /// Whether the budget has run out at `now` (a time [`SpinBudget::tick`]
+    /// returned).
+    pub fn spent(&mut self, now: Instant) -> bool {
+        now.duration_since(*self.start.get_or_insert(now)) >= self.budget
+    }
+}
+
 /// Why a wait ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WaitOutcome {
@@ -76,23 +138,17 @@ impl WaitSite<'_> {
             return WaitOutcome::Ready;
         }
         if !spin.is_zero() {
-            // The clock is first read after a round of spins, not on entry: a
-            // hot peer usually answers within it, and a clock read costs about
-            // as much as a cache-line transfer on some VMs.
-            let mut start = None;
-            let mut spins = 0u32;
+            let mut budget = SpinBudget::new(spin, SPINS_PER_CLOCK_READ);
             loop {
                 spin_hint();
                 if ready() {
                     return WaitOutcome::Ready;
                 }
-                spins = spins.wrapping_add(1);
-                if spins.is_multiple_of(SPINS_PER_CLOCK_READ) {
+                if let Some(now) = budget.tick() {
                     if self.is_closed() {
                         return self.closed_outcome(&mut ready);
                     }
-                    let now = Instant::now();
-                    if now.duration_since(*start.get_or_insert(now)) >= spin {
+                    if budget.spent(now) {
                         break;
                     }
                 }

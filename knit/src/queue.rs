@@ -2,10 +2,11 @@
 //! whichever worker is idle.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_deque::{Injector, Steal};
 use knit_transport::futex::{FutexWord, Sharing};
+use knit_transport::SpinBudget;
 
 use crate::inline::InlineJob;
 
@@ -90,12 +91,10 @@ impl SharedQueue {
     /// Spins up to `spin`, then sleeps until a job may be waiting or the
     /// queue closes.
     pub(crate) fn wait(&self, spin: Duration) {
-        let start = Instant::now();
-        let mut spins = 0u32;
+        let mut budget = SpinBudget::new(spin, 32);
         let closed = || self.is_closed();
         while self.jobs.is_empty() && !closed() {
-            spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(32) && start.elapsed() >= spin {
+            if budget.tick().is_some_and(|now| budget.spent(now)) {
                 break;
             }
             std::hint::spin_loop();

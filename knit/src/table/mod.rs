@@ -57,7 +57,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 use knit_transport::futex::{FutexWord, Sharing};
-use knit_transport::FlagBitmap;
+use knit_transport::{FlagBitmap, SpinBudget};
 
 use crate::admission::Admission;
 use crate::deadline::Deadlines;
@@ -635,17 +635,14 @@ impl CallTable {
         until: Option<Instant>,
         mut help: impl FnMut() -> bool,
     ) -> bool {
-        let mut spins = 0u32;
-        let mut started: Option<Instant> = None;
+        // Reading the clock costs as much as many looks at the word.
+        let mut budget = SpinBudget::new(spin, 64);
         while !self.is_done(t) {
             if help() {
                 continue;
             }
-            spins = spins.wrapping_add(1);
-            // Reading the clock costs as much as many looks at the word.
-            if spins.is_multiple_of(64) {
-                let now = Instant::now();
-                if now.duration_since(*started.get_or_insert(now)) >= spin {
+            if let Some(now) = budget.tick() {
+                if budget.spent(now) {
                     break;
                 }
                 if until.is_some_and(|u| now >= u) {
