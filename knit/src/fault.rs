@@ -2,7 +2,7 @@
 //! demand. A pool must end cleanly when it cannot start a worker, and must
 //! settle every call of a lane whose dead worker cannot be replaced; neither
 //! happens on a healthy machine, so the tests make it happen. Also the
-//! helpers the tests use to watch a pool end.
+//! helpers and tasks the tests share, to make calls and watch a pool end.
 
 use std::cell::{Cell, RefCell};
 use std::sync::{Arc, Weak};
@@ -95,23 +95,32 @@ impl Drop for Bomb {
     }
 }
 
+/// Returns its argument (a task for the crate's tests).
+#[crate::task]
+pub(crate) fn echo(x: u64) -> u64 {
+    x
+}
+
+/// Sleeps `ms` milliseconds, then returns them.
+#[crate::task]
+pub(crate) fn nap(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+/// Sleeps `ms` milliseconds, then panics with a [`Bomb`]: the thread running
+/// it unwinds (a worker dies; on the inline lane, the waiting caller).
+#[crate::task]
+pub(crate) fn die_after(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    std::panic::panic_any(Bomb)
+}
+
 mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
     use crate::{Balancer, CallError, PoolError};
-
-    #[crate::task]
-    fn fault_echo(x: u64) -> u64 {
-        x
-    }
-
-    /// Sleeps, then kills the worker running it.
-    #[crate::task]
-    fn fault_die_after(ms: u64) -> u64 {
-        std::thread::sleep(Duration::from_millis(ms));
-        std::panic::panic_any(Bomb)
-    }
 
     /// The third worker cannot be started: `create_pool` reports it, and the
     /// two already running leave and let go of the pool's state (with the
@@ -144,20 +153,20 @@ mod tests {
     #[test]
     fn a_dead_lane_that_cannot_be_replaced_fails_its_calls() {
         let (pool, weak) = pool(one());
-        assert_eq!(pool.call.fault_echo(1).wait(), Ok(1));
+        assert_eq!(pool.call.echo(1).wait(), Ok(1));
         pool.call
             .shared
             .refuse_spawns
             .store(true, Ordering::Relaxed);
-        let dying = pool.call.fault_die_after(50);
-        let queued: Vec<_> = (0..100).map(|i| pool.call.fault_echo(i)).collect();
+        let dying = pool.call.die_after(50);
+        let queued: Vec<_> = (0..100).map(|i| pool.call.echo(i)).collect();
         assert_eq!(dying.wait(), Err(CallError::WorkerLost));
         for (i, call) in queued.into_iter().enumerate() {
             assert_eq!(call.wait(), Err(CallError::WorkerLost), "queued call {i}");
         }
         for i in 0..10 {
             assert_eq!(
-                pool.call.fault_echo(i).wait(),
+                pool.call.echo(i).wait(),
                 Err(CallError::WorkerLost),
                 "call {i} after the lane died"
             );

@@ -60,25 +60,14 @@ impl PoolRef {
 mod tests {
     use std::time::Duration;
 
-    use crate::fault::{eventually, freed, one, pool};
+    use crate::fault::{die_after, echo, eventually, freed, nap, one, pool};
     use crate::{Balancer, CallError, Inliner, PoolOptions};
-
-    #[crate::task]
-    fn lease_echo(x: u64) -> u64 {
-        x
-    }
-
-    #[crate::task]
-    fn lease_nap(ms: u64) -> u64 {
-        std::thread::sleep(Duration::from_millis(ms));
-        ms
-    }
 
     #[test]
     fn a_call_keeps_the_pool_alive_after_every_handle_is_gone() {
         let (pool, weak) = pool(one());
-        let kept = pool.call.lease_echo(7);
-        let done: Vec<_> = (0..100).map(|i| pool.call.lease_echo(i)).collect();
+        let kept = pool.call.echo(7);
+        let done: Vec<_> = (0..100).map(|i| pool.call.echo(i)).collect();
         for (i, c) in done.into_iter().enumerate() {
             assert_eq!(c.wait(), Ok(i as u64));
         }
@@ -96,7 +85,7 @@ mod tests {
     #[test]
     fn dropping_the_last_call_frees_the_pool() {
         let (pool, weak) = pool(one());
-        let kept = pool.call.lease_nap(20);
+        let kept = pool.call.nap(20);
         drop(pool);
         eventually("the worker never let go of the pool", || {
             weak.strong_count() == 1
@@ -108,11 +97,11 @@ mod tests {
     #[test]
     fn calls_dropped_in_flight_and_calls_outliving_the_pool() {
         let (pool, weak) = pool(one());
-        let blocker = pool.call.lease_nap(20);
+        let blocker = pool.call.nap(20);
         for i in 0..500 {
-            drop(pool.call.lease_echo(i));
+            drop(pool.call.echo(i));
         }
-        let outliving: Vec<_> = (0..500).map(|i| pool.call.lease_echo(i)).collect();
+        let outliving: Vec<_> = (0..500).map(|i| pool.call.echo(i)).collect();
         drop(pool);
         for (i, c) in outliving.into_iter().enumerate() {
             assert_eq!(c.wait(), Ok(i as u64));
@@ -125,9 +114,9 @@ mod tests {
     #[test]
     fn shutdown_now_with_queued_calls() {
         let (pool, weak) = pool(one());
-        let calls: Vec<_> = (0..200).map(|_| pool.call.lease_nap(1)).collect();
+        let calls: Vec<_> = (0..200).map(|_| pool.call.nap(1)).collect();
         pool.shutdown_now();
-        assert_eq!(pool.call.lease_echo(1).wait(), Err(CallError::Closed));
+        assert_eq!(pool.call.echo(1).wait(), Err(CallError::Closed));
         let closed = calls
             .into_iter()
             .map(|c| c.wait())
@@ -141,11 +130,11 @@ mod tests {
     #[test]
     fn timed_out_and_cancelled_calls() {
         let (pool, weak) = pool(one());
-        let slow = pool.call.lease_nap(50).timeout(Duration::from_millis(1));
-        let queued = pool.call.lease_nap(1);
+        let slow = pool.call.nap(50).timeout(Duration::from_millis(1));
+        let queued = pool.call.nap(1);
         assert_eq!(queued.cancel(), crate::Cancelled::BeforeRun);
         // Released before its timeout settles it: the watchdog frees it.
-        let dropped = pool.call.lease_nap(50).timeout(Duration::from_millis(1));
+        let dropped = pool.call.nap(50).timeout(Duration::from_millis(1));
         drop(dropped);
         drop(pool);
         assert_eq!(slow.wait(), Err(CallError::Timeout));
@@ -168,8 +157,8 @@ mod tests {
         };
         for (options, has_inline) in [(inline, true), (shared, false)] {
             let (pool, weak) = pool(options);
-            let calls: Vec<_> = (0..300).map(|i| pool.call.lease_echo(i)).collect();
-            let dropped: Vec<_> = (0..300).map(|i| pool.call.lease_echo(i)).collect();
+            let calls: Vec<_> = (0..300).map(|i| pool.call.echo(i)).collect();
+            let dropped: Vec<_> = (0..300).map(|i| pool.call.echo(i)).collect();
             drop(dropped);
             drop(pool);
             let mut rejected = 0;
@@ -186,11 +175,6 @@ mod tests {
         }
     }
 
-    #[crate::task]
-    fn lease_bomb() -> u64 {
-        std::panic::panic_any(crate::fault::Bomb)
-    }
-
     /// An escaped panic on the inline lane unwinds the waiting caller, and on
     /// a worker lane kills the worker: either way the call fails, its slot
     /// comes back and the pool is freed.
@@ -204,7 +188,7 @@ mod tests {
             ..one()
         });
         // Round robin over the worker lane and the inline lane.
-        let calls: Vec<_> = (0..2).map(|_| pool.call.lease_bomb()).collect();
+        let calls: Vec<_> = (0..2).map(|_| pool.call.die_after(0)).collect();
         let mut unwound = 0;
         for call in calls {
             let id = call.id();
@@ -214,7 +198,7 @@ mod tests {
             }
         }
         assert_eq!(unwound, 1, "the inline call unwound its waiter");
-        assert_eq!(pool.call.lease_echo(5).wait(), Ok(5));
+        assert_eq!(pool.call.echo(5).wait(), Ok(5));
         drop(pool);
         freed(&weak);
     }
@@ -222,7 +206,7 @@ mod tests {
     #[test]
     fn a_pool_shut_down_with_nothing_in_flight() {
         let (pool, weak) = pool(one());
-        assert_eq!(pool.call.lease_echo(3).wait(), Ok(3));
+        assert_eq!(pool.call.echo(3).wait(), Ok(3));
         pool.shutdown();
         assert_eq!(weak.strong_count(), 1, "only the pool holds its state");
         drop(pool);
@@ -258,7 +242,7 @@ mod tests {
                         std::thread::spawn(move || {
                             let mut kept = Vec::new();
                             for i in 0..3000u64 {
-                                let call = caller.lease_echo(i);
+                                let call = caller.echo(i);
                                 // Every third call is dropped unawaited.
                                 if (i + thread + round) % 3 != 0 {
                                     kept.push((i, call));
