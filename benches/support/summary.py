@@ -55,10 +55,15 @@ WHY = """### Where knit loses, and why
 The lists under each table are generated from the run. The reasons, as far as
 the pool's design at the time of this run explains them:
 
-- **Hot round trip:** the floor moves one cache line each way, and so does a
-  knit call: the ring's line to the worker, the call slot's line back. What
-  knit adds is work on both sides: encode and decode, the lane's lock, the
-  slot's bookkeeping. The worker claims a call without writing the caller's
+- **Hot round trip:** the floor moves one cache line each way. A knit call
+  moves the ring's index and frame lines to the worker and the call slot's
+  line back, but the extra line is not what costs: a variant that published
+  frames by a stamp in the frame's own line was no faster (see the
+  transport's design choices). What knit adds is work on both sides: encode
+  and decode, the lane's lock, the slot's bookkeeping. In cpu-clock samples
+  of a 3M-call loop, about a quarter of the two threads' time is outside
+  their spin loops: their work adds up to about half a round trip's wall
+  time. The worker claims a call without writing the caller's
   slot line, the caller's release writes nothing to it, and the two
   store-then-load handshakes on the path (publish/park, and the worker's
   claim) use asymmetric fences whose costly half (membarrier) runs only on
