@@ -235,13 +235,13 @@ impl Pool {
             pending.extend(lane.workers().running());
             sender.queued_calls(&mut pending);
         }
-        if let Some(inline) = &shared.inline {
-            pending.extend(inline.take_all());
-        }
         if let Some(queue) = &shared.queue {
             pending.extend(queue.take_all().into_iter().map(|job| job.ticket));
         }
         shared.settle_early_all(pending, || CallError::Closed);
+        // Inline calls are claimed by compare-and-swap, never laned: settling
+        // them on their own adds no heavy fence.
+        self.reject_inline();
     }
 
     /// Settles every call queued on the inline lane with `Closed`.

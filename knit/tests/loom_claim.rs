@@ -66,7 +66,7 @@ impl Model {
             runs: AtomicU32::new(0),
         };
         Arc::new(Model {
-            calls: [call(), call()],
+            calls: std::array::from_fn(|_| call()),
             current: AtomicU64::new(IDLE),
             running: AtomicU64::new(IDLE),
             retired: AtomicU32::new(0),
