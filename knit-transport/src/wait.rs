@@ -185,6 +185,22 @@ impl WaitSite<'_> {
     }
 }
 
+/// Asks the CPU to start loading the cache line holding `at` into this
+/// core's cache (x86_64 only; elsewhere nothing). Only a hint: it never
+/// faults, reads nothing into the program, and needs `at` to point nowhere
+/// in particular.
+#[inline(always)]
+pub(crate) fn prefetch(at: *const u8) {
+    #[cfg(all(target_arch = "x86_64", not(any(loom, miri))))]
+    // SAFETY: `prefetcht0` is a hint with no architectural effect: it cannot
+    // fault or change memory, whatever the address (SSE is baseline on x86_64).
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.cast())
+    };
+    #[cfg(not(all(target_arch = "x86_64", not(any(loom, miri)))))]
+    let _ = at;
+}
+
 /// The poster's half: call after publishing a change the owner of `word` may be
 /// waiting for. Costs a light fence and a read of a line the sleeper rarely
 /// writes; the syscall happens only when the sleeper has announced itself.
