@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_wincode::SerdeCompat;
 
 use crate::error::PayloadError;
+use crate::table::ResultBuf;
 
 /// How much a decoder may reserve before reading, per length prefix. The bytes
 /// themselves are bounded by the payload cap; this only stops a hostile length
@@ -41,18 +42,16 @@ pub(crate) fn encode_into<T: Serialize>(value: &T, dst: &mut [u8]) -> Result<(),
 }
 
 /// Encodes `value` into `out` (replacing its contents), refusing more than `max` bytes.
-pub(crate) fn encode_to_vec<T: Serialize>(
+pub(crate) fn encode_result<T: Serialize>(
     value: &T,
-    out: &mut Vec<u8>,
+    out: &mut ResultBuf,
     max: usize,
 ) -> Result<(), PayloadError> {
     let len = encoded_len(value)?;
     if len > max {
         return Err(PayloadError::TooLarge { len, max });
     }
-    out.clear();
-    out.resize(len, 0);
-    encode_into(value, out)
+    encode_into(value, out.bytes_for(len))
 }
 
 /// Decodes a `T` that must use every byte of `src`.
@@ -114,10 +113,10 @@ mod tests {
 
     #[test]
     fn the_cap_is_checked_before_encoding() {
-        let mut out = Vec::new();
+        let mut out = ResultBuf::new();
         let big = vec![0u8; 100];
         assert!(matches!(
-            encode_to_vec(&big, &mut out, 50),
+            encode_result(&big, &mut out, 50),
             Err(PayloadError::TooLarge { len: 108, max: 50 })
         ));
     }
