@@ -80,7 +80,7 @@ pub(crate) fn expand(item: ItemFn, options: TaskOptions) -> syn::Result<TokenStr
         #[doc(hidden)]
         fn #runner(
             __knit_input: &[u8],
-            __knit_out: &mut ::knit::__private::ResultBuf,
+            __knit_out: &mut ::std::vec::Vec<u8>,
             __knit_max: usize,
             _knit_cx: &::knit::TaskCx<'_>,
         ) -> ::core::result::Result<(), ::knit::__private::TaskFailure> {

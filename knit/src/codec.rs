@@ -10,7 +10,6 @@ use serde::Serialize;
 use serde_wincode::SerdeCompat;
 
 use crate::error::PayloadError;
-use crate::table::ResultBuf;
 
 /// How much a decoder may reserve before reading, per length prefix. The bytes
 /// themselves are bounded by the payload cap; this only stops a hostile length
@@ -42,16 +41,18 @@ pub(crate) fn encode_into<T: Serialize>(value: &T, dst: &mut [u8]) -> Result<(),
 }
 
 /// Encodes `value` into `out` (replacing its contents), refusing more than `max` bytes.
-pub(crate) fn encode_result<T: Serialize>(
+pub(crate) fn encode_to_vec<T: Serialize>(
     value: &T,
-    out: &mut ResultBuf,
+    out: &mut Vec<u8>,
     max: usize,
 ) -> Result<(), PayloadError> {
     let len = encoded_len(value)?;
     if len > max {
         return Err(PayloadError::TooLarge { len, max });
     }
-    encode_into(value, out.bytes_for(len))
+    out.clear();
+    out.resize(len, 0);
+    encode_into(value, out)
 }
 
 /// Decodes a `T` that must use every byte of `src`.
@@ -113,10 +114,10 @@ mod tests {
 
     #[test]
     fn the_cap_is_checked_before_encoding() {
-        let mut out = ResultBuf::new();
+        let mut out = Vec::new();
         let big = vec![0u8; 100];
         assert!(matches!(
-            encode_result(&big, &mut out, 50),
+            encode_to_vec(&big, &mut out, 50),
             Err(PayloadError::TooLarge { len: 108, max: 50 })
         ));
     }

@@ -68,7 +68,7 @@ impl InlineLane {
     pub(crate) fn run_some(&self, max: usize, shared: &Shared) -> usize {
         let table = &shared.table;
         let mut ran = 0;
-        let mut scratch = crate::table::ResultBuf::new();
+        let mut scratch = Vec::new();
         while ran < max {
             let Some(job) = self.lock().pop_front() else {
                 break;

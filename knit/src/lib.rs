@@ -80,7 +80,6 @@ pub mod __private {
     pub use crate::block_on::block_on;
     pub use crate::registry::{task_id, RunFn, TaskEntry, TaskFailure};
     pub use crate::registry_slice::TASKS;
-    pub use crate::table::ResultBuf;
     pub use linkme;
     pub use linkme::distributed_slice;
 
@@ -95,9 +94,9 @@ pub mod __private {
     /// Encodes a task's result (at most `max` bytes).
     pub fn encode_output<T: Serialize>(
         value: &T,
-        out: &mut ResultBuf,
+        out: &mut Vec<u8>,
         max: usize,
     ) -> Result<(), TaskFailure> {
-        crate::codec::encode_result(value, out, max).map_err(TaskFailure::from)
+        crate::codec::encode_to_vec(value, out, max).map_err(TaskFailure::from)
     }
 }

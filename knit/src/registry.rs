@@ -10,7 +10,7 @@ use crate::error::{CallError, PoolError};
 /// bytes).
 pub type RunFn = fn(
     input: &[u8],
-    out: &mut crate::table::ResultBuf,
+    out: &mut Vec<u8>,
     max: usize,
     cx: &crate::cx::TaskCx<'_>,
 ) -> Result<(), TaskFailure>;

@@ -5,21 +5,22 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use crate::cx::TaskCx;
 use crate::error::CallError;
 use crate::registry::TaskEntry;
-use crate::table::{Outcome, ResultBuf};
+use crate::table::Outcome;
 
 /// Runs `entry` on `input`, encoding its result through `scratch` (a buffer the
 /// runner reuses); a panic becomes `CallError::Panicked` and the thread goes on.
 pub(crate) fn run_task(
     entry: &TaskEntry,
     input: &[u8],
-    scratch: &mut ResultBuf,
+    scratch: &mut Vec<u8>,
     max_result: usize,
     cx: &TaskCx<'_>,
 ) -> Outcome {
+    scratch.clear();
     match catch_unwind(AssertUnwindSafe(|| {
         (entry.run)(input, scratch, max_result, cx)
     })) {
-        Ok(Ok(())) => scratch.take(),
+        Ok(Ok(())) => Outcome::from_encoded(scratch),
         Ok(Err(failure)) => Outcome::Failed(failure.0),
         Err(panic) => Outcome::Failed(CallError::Panicked(panic_message(panic.as_ref()))),
     }

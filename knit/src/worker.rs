@@ -14,7 +14,7 @@ use crate::registry::TaskEntry;
 use crate::run::run_task;
 use crate::shared::{LaneCause, Shared};
 use crate::stats::FailureKind;
-use crate::table::{Claim, Outcome, ResultBuf, Ticket};
+use crate::table::{Claim, Outcome, Ticket};
 
 /// Request flag: the caller's encoder failed after the size was reserved.
 pub(crate) const FLAG_ENCODE_FAILED: u32 = 1;
@@ -39,7 +39,7 @@ pub(crate) struct WorkerContext {
 pub(crate) fn worker_loop(mut end: WorkerEnd, cx: WorkerContext) {
     let watch = DeathWatch { cx: &cx };
     // Reused for every result, so small results cost no allocation.
-    let mut scratch = ResultBuf::new();
+    let mut scratch = Vec::new();
     let lane = &cx.shared.lanes[cx.index];
     if let Some(queue) = &cx.shared.queue {
         serve_queue(&cx, lane, &mut scratch, queue, cx.shared.lane_config.spin);
@@ -91,7 +91,7 @@ pub(crate) fn worker_loop(mut end: WorkerEnd, cx: WorkerContext) {
 fn serve_queue(
     cx: &WorkerContext,
     lane: &ThreadLane,
-    scratch: &mut ResultBuf,
+    scratch: &mut Vec<u8>,
     queue: &SharedQueue,
     spin: std::time::Duration,
 ) {
@@ -181,7 +181,7 @@ fn halted(cx: &WorkerContext, ticket: Ticket) -> bool {
 fn run_call(
     cx: &WorkerContext,
     lane: &ThreadLane,
-    scratch: &mut ResultBuf,
+    scratch: &mut Vec<u8>,
     ticket: Ticket,
     task: Result<&'static TaskEntry, CallError>,
     input: &[u8],

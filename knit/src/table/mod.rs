@@ -71,7 +71,6 @@ mod tests;
 
 pub(crate) use free_list::{Released, SlotCache};
 pub(crate) use outcome::Outcome;
-pub use outcome::ResultBuf;
 
 /// A thread sleeps on the state word.
 const PARKED: u32 = 1;
