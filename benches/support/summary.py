@@ -67,7 +67,7 @@ the pool's design at the time of this run explains them:
   work sits on the round trip one for one: 25 ns of extra work on either
   thread made a hot loop 27-35 ns slower. So the remaining cost is the
   number of instructions on the two paths (about 400 on the caller's send,
-  150 on its collection, 420 on the worker's run, counted by callgrind), not
+  150 on its collection, 450 on the worker's run, counted by callgrind), not
   one hot spot. The worker claims a call without writing the caller's slot
   line, the caller's release writes nothing to it, and the two
   store-then-load handshakes on the path (publish/park, and the worker's
