@@ -187,8 +187,7 @@ impl WaitSite<'_> {
 
 /// Asks the CPU to start loading the cache line holding `at` into this
 /// core's cache (x86_64 only; elsewhere nothing). Only a hint: it never
-/// faults, reads nothing into the program, and needs `at` to point nowhere
-/// in particular.
+/// faults and changes nothing the program can see, so any address will do.
 #[inline(always)]
 pub(crate) fn prefetch(at: *const u8) {
     #[cfg(all(target_arch = "x86_64", not(any(loom, miri))))]
