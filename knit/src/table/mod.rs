@@ -57,13 +57,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 use knit_transport::futex::{FutexWord, Sharing};
-use knit_transport::{FlagBitmap, SpinBudget};
+use knit_transport::FlagBitmap;
 
 use crate::admission::Admission;
 use crate::deadline::Deadlines;
 use crate::error::CallError;
-use crate::stats::{Counters, FailureKind};
+use crate::stats::Counters;
 
+mod collect;
+mod early;
 mod free_list;
 mod outcome;
 #[cfg(test)]
@@ -450,248 +452,6 @@ impl CallTable {
         }
     }
 
-    /// Settles `t` with `error` unless it already has an outcome; raises its abort
-    /// flag too if `abort`. Returns `None` if it had already settled, else
-    /// whether it had started running (or ran). For a laned call, `lane_runs`
-    /// answers whether a worker of the lane it names runs (or ran) it, reading
-    /// their statuses sequentially consistently and waiting for a worker it
-    /// finds on the call to decide (see the module docs); without it, a laned
-    /// call that a worker started without a compare-and-swap counts as not
-    /// started (the watchdog, which does not report it).
-    pub(crate) fn settle_early(
-        &self,
-        t: Ticket,
-        error: CallError,
-        abort: bool,
-        lane_runs: Option<&dyn Fn(Ticket, u32) -> bool>,
-    ) -> Option<bool> {
-        let claim = self.claim_early(t, error, abort)?;
-        if claim.laned() && lane_runs.is_some() {
-            knit_transport::fence::heavy(Sharing::Private);
-        }
-        Some(self.finish_early(claim, lane_runs))
-    }
-
-    /// [`CallTable::settle_early`] for many calls at once, with one heavy
-    /// fence for all of them (each is an inter-processor interrupt to every
-    /// core running this process). `error` gives each call's error.
-    pub(crate) fn settle_early_all(
-        &self,
-        tickets: impl IntoIterator<Item = Ticket>,
-        error: impl Fn() -> CallError,
-        lane_runs: &dyn Fn(Ticket, u32) -> bool,
-    ) {
-        let claims: Vec<EarlyClaim> = tickets
-            .into_iter()
-            .filter_map(|t| self.claim_early(t, error(), true))
-            .collect();
-        if claims.iter().any(|c| c.laned()) {
-            knit_transport::fence::heavy(Sharing::Private);
-        }
-        for claim in claims {
-            self.finish_early(claim, Some(lane_runs));
-        }
-    }
-
-    /// The first half of an early settle: claims `t` (unless it already has
-    /// an outcome), leaves `error`, raises the abort flag if `abort`, and for
-    /// a laned call raises its `settled_early` flag, the settler's half of the
-    /// claim handshake (the heavy fence and the look at the workers follow).
-    fn claim_early(&self, t: Ticket, error: CallError, abort: bool) -> Option<EarlyClaim> {
-        let (claimed, _) = self.transition(t, |_| EARLY, |s| s & (EARLY | DONE) == 0)?;
-        self.early.settled(Some(FailureKind::of(&error)));
-        let i = t.index as usize;
-        // SAFETY: this party won the EARLY claim, so it alone writes `early`, and
-        // the caller reads it only after the DONE set in `finish_early`.
-        unsafe { *self.extras[i].early.get() = Some(error) };
-        if abort {
-            // Before DONE, so the slot cannot have been recycled yet.
-            self.aborts.set(i);
-        }
-        if claimed & LANED != 0 {
-            self.settled_early.set(i);
-        }
-        Some(EarlyClaim { t, claimed })
-    }
-
-    /// The second half: after the heavy fence (if the call is laned and
-    /// `lane_runs` will look at its workers), finds out whether the call
-    /// started and sets DONE. Without `lane_runs` (the watchdog, which reports
-    /// nothing) no fence is needed: a worker that misses the flag runs the
-    /// call with its abort flag up and its result is dropped.
-    fn finish_early(
-        &self,
-        claim: EarlyClaim,
-        lane_runs: Option<&dyn Fn(Ticket, u32) -> bool>,
-    ) -> bool {
-        let EarlyClaim { t, claimed } = claim;
-        let i = t.index as usize;
-        let started = if claimed & LANED != 0 {
-            // A worker that has not published `t` yet will see the flag.
-            let lane = self.links[i].load(Ordering::Relaxed);
-            // The workers are read first: one that has moved past `t` did so
-            // after setting RESULT, which is then visible in the state word.
-            lane_runs.is_some_and(|runs| runs(t, lane)) || self.laned_ran(t) == Some(true)
-        } else {
-            claimed & RUNNING != 0
-        };
-        let (old, new) = self
-            .transition(t, |_| DONE, |_| true)
-            .expect("an EARLY claim keeps the generation until DONE");
-        self.after_held(t, old, new);
-        started
-    }
-
-    #[inline]
-    pub(crate) fn is_done(&self, t: Ticket) -> bool {
-        self.word(t.index).load(Ordering::Acquire) & DONE != 0
-    }
-
-    /// Takes the outcome and releases the slot; only the caller, once, after
-    /// `is_done`. The caller drops the [`Released`] after its last use of the
-    /// table.
-    pub(crate) fn take(&self, t: Ticket) -> (Outcome, Released) {
-        let s = self.word(t.index).load(Ordering::Acquire);
-        assert!(s & DONE != 0 && generation(s) == t.gen);
-        let i = t.index as usize;
-        let outcome = if s & EARLY != 0 {
-            // SAFETY: DONE was acquired, so the early settler that wrote
-            // `early` has finished; only the caller reads it, once.
-            let early = unsafe { (*self.extras[i].early.get()).take() };
-            Outcome::Failed(early.expect("an early settler leaves its error"))
-        } else {
-            debug_assert!(s & OUTCOME != 0);
-            // SAFETY: DONE without EARLY is set only by `finish`, after it
-            // wrote the cell (OUTCOME); the caller moves the value out once, and
-            // the release below tells `free` not to drop it again.
-            unsafe { (*self.slots[i].outcome.get()).assume_init_read() }
-        };
-        let released = self.release_with(t, s, s & EARLY == 0);
-        (outcome, released)
-    }
-
-    /// Gives up a ticket that was never sent, with its `max_queue` place. No
-    /// runner knows it, but the watchdog may (its deadline is armed before the
-    /// send), so this goes through the state word like any settle: if a
-    /// timeout claimed it first, that settler finishes it and frees the slot.
-    pub(crate) fn discard(&self, t: Ticket) {
-        let nobody_settled =
-            self.transition(t, |_| RESULT | DONE | RELEASED, |s| s & (EARLY | DONE) == 0);
-        match nobody_settled {
-            Some((_, new)) => {
-                // No DONE came before, so nobody gave the place back yet.
-                if let Some(admission) = &self.admission {
-                    admission.release();
-                }
-                // The sender holds the pool, so the keep may go here.
-                drop(self.free(t.index, new, false));
-            }
-            None => {
-                // An early settler won: it gives the place back when it sets
-                // DONE, and whichever of us comes second frees the slot.
-                if let Some((old, new)) = self.transition(t, |_| RESULT | RELEASED, |_| true) {
-                    self.after_held(t, old, new);
-                }
-            }
-        }
-    }
-
-    /// The caller gives up on `t` without taking its outcome; it drops the
-    /// [`Released`] after its last use of the table.
-    pub(crate) fn release(&self, t: Ticket) -> Released {
-        let s = self.word(t.index).load(Ordering::Acquire);
-        debug_assert_eq!(generation(s), t.gen);
-        self.release_with(t, s, false)
-    }
-
-    /// The caller is done with `t`, whose state it read as `s`; `took` says
-    /// it moved the runner's outcome out of the slot.
-    fn release_with(&self, t: Ticket, s: u32, took: bool) -> Released {
-        if s & DONE != 0 && runner_done(s) {
-            // Nobody else will write this generation's state again (late parties
-            // see DONE and back off), so no read-modify-write is needed.
-            return self.free(t.index, s, took);
-        }
-        // Not free-able yet: the call was settled early and a runner still
-        // holds it, so `took` is false (the caller took the early error).
-        match self.transition(t, |_| RELEASED, |_| true) {
-            // The runner finished meanwhile: freeing is this caller's.
-            Some((_, new)) if can_free(new) => self.free(t.index, new, false),
-            // The runner frees the slot, and may return a draining table's
-            // last slot before this returns: nothing here reads the table
-            // after the exchange (as `Arc::drop` reads nothing after its
-            // decrement).
-            _ => Released(None),
-        }
-    }
-
-    /// Spins up to `spin` (running `help` between looks; it returns whether it
-    /// did any work), then sleeps until `t` settles or `until` passes. Returns
-    /// whether `t` is settled.
-    pub(crate) fn wait(
-        &self,
-        t: Ticket,
-        spin: Duration,
-        until: Option<Instant>,
-        mut help: impl FnMut() -> bool,
-    ) -> bool {
-        // Reading the clock costs as much as many looks at the word.
-        let mut budget = SpinBudget::new(spin, 64);
-        while !self.is_done(t) {
-            if help() {
-                continue;
-            }
-            if let Some(now) = budget.tick() {
-                if budget.spent(now) {
-                    break;
-                }
-                if until.is_some_and(|u| now >= u) {
-                    return false;
-                }
-            }
-            std::hint::spin_loop();
-        }
-        let word = self.word(t.index);
-        loop {
-            let s = word.load(Ordering::Acquire);
-            if s & DONE != 0 {
-                return true;
-            }
-            if s & PARKED == 0
-                && word
-                    .compare_exchange(s, s | PARKED, Ordering::AcqRel, Ordering::Acquire)
-                    .is_err()
-            {
-                continue;
-            }
-            let timeout = match until {
-                Some(u) => match u.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => return self.is_done(t),
-                },
-                None => None,
-            };
-            self.slots[t.index as usize]
-                .state
-                .wait(s | PARKED, Sharing::Private, timeout);
-        }
-    }
-
-    /// Leaves `waker` to be woken when `t` settles; false if it already has.
-    pub(crate) fn register(&self, t: Ticket, waker: &Waker) -> bool {
-        {
-            let mut slot = self.extras[t.index as usize]
-                .waker
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            match slot.as_ref() {
-                Some(w) if w.will_wake(waker) => {}
-                _ => *slot = Some(waker.clone()),
-            }
-        }
-        self.transition(t, |_| WAKER, |s| s & DONE == 0).is_some()
-    }
-
     /// Raises `t`'s abort flag if it has not settled; for its caller only (the
     /// slot cannot be recycled while the caller holds it).
     pub(crate) fn abort(&self, t: Ticket) {
@@ -768,20 +528,6 @@ impl CallTable {
             return None;
         }
         Some(self.instant(n))
-    }
-}
-
-/// An early settler's claim on a call, between `claim_early` and
-/// `finish_early`.
-struct EarlyClaim {
-    t: Ticket,
-    /// The call's state before the claim.
-    claimed: u32,
-}
-
-impl EarlyClaim {
-    fn laned(&self) -> bool {
-        self.claimed & LANED != 0
     }
 }
 
