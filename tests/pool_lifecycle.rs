@@ -7,17 +7,9 @@ use knit::{create_pool, Balancer, CallError, PoolOptions, QueuePolicy, TaskCx};
 
 /// A panic payload whose `Drop` panics: dropping it after `catch_unwind` kills
 /// the worker thread, the way a real escaped panic would.
-struct Bomb;
-
-impl Drop for Bomb {
-    fn drop(&mut self) {
-        panic!("the panic payload exploded while being dropped");
-    }
-}
-
 #[knit::task]
 fn kill_worker() -> u64 {
-    std::panic::panic_any(Bomb)
+    knit_suite::faults::kill_thread()
 }
 
 #[knit::task]

@@ -2,7 +2,9 @@
 //! measured against (a bare two-thread atomic ping-pong and a futex ping-pong),
 //! thread pinning, a runner that interleaves scenarios round by round so a
 //! noisy machine slows all of them alike and their ratios stay meaningful, the
-//! command-line flags, the machine's description, and results as Markdown.
+//! command-line flags, the machine's description, and results as Markdown;
+//! knit-transport alone as a floor for pools built on it (`lane_echo`); and
+//! the faults the integration tests inject (`faults`).
 //!
 //! The parts that need the benchmarks' dev-dependencies (peer pools, JSON,
 //! SVG charts) live in `benches/support/suite/`, a module each bench includes.
@@ -10,7 +12,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod cli;
+pub mod faults;
 pub mod floors;
+pub mod lane_echo;
 pub mod machine;
 pub mod markdown;
 pub mod results;
