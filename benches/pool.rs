@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use knit::{create_pool, Inliner, PoolOptions};
 use knit_suite::cli::Args;
+use knit_suite::lane_echo::{self, Publish};
 use knit_suite::machine::online_cores;
 use knit_suite::results::Role;
 use knit_suite::{floors, work};
@@ -45,6 +46,10 @@ const SPIN: Work<u64, u64> = Work {
     plain: spin,
 };
 
+/// The transport floors beside the batch groups (see `knit_suite::lane_echo`).
+const ECHO_PER_BURST: &str = "lane echo, a publish per batch";
+const ECHO_PER_MESSAGE: &str = "lane echo, a publish per message";
+
 /// Long enough after a call for every system's threads to spin out and park.
 const COLD_PAUSE: Duration = Duration::from_millis(1);
 
@@ -61,7 +66,10 @@ fn pool(args: &Args) -> std::io::Result<()> {
          (so each call has its own handle, as a knit `Call` does), \
          a std mpsc pool (one queue per worker), rayon (`spawn`, reply on a channel) and \
          tokio (`spawn_blocking` on a current-thread runtime, awaited with `block_on`). \
-         p99 is over round means.";
+         Floors beside the batches: knit-transport alone echoing as many 8-byte messages \
+         in flight (no pool: no call slots, no task, no encoding), with one publish per \
+         batch at each end (its best case) or one per message (as independent calls \
+         publish). p99 is over round means.";
     let meta = Meta {
         name: "pool",
         title: "Pool: round trips, batches, cold calls",
@@ -86,6 +94,16 @@ fn pool(args: &Args) -> std::io::Result<()> {
         |i| i,
     );
     for (name, n) in [("batch 10", 10), ("batch 100", 100), ("batch 1000", 1000)] {
+        // What knit-transport alone costs for the same number of messages in
+        // flight: no pool sending a frame per call can go below it.
+        for (system, publish) in [
+            (ECHO_PER_BURST, Publish::PerBurst),
+            (ECHO_PER_MESSAGE, Publish::PerMessage),
+        ] {
+            bench.add_in_steps(spec(name, system, Role::Floor), batch, n, move |m| {
+                lane_echo::bursts(m, n, publish)
+            });
+        }
         add_group(
             &mut bench,
             group(name, Shape::Batches(n), batch),

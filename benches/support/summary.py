@@ -75,18 +75,34 @@ the pool's design at the time of this run explains them:
   the rare side, so no locked instruction waits on a line the other core
   holds; before those changes a call moved three lines and took about 2× the
   floor.
-- **Batches of no-op calls:** a knit call still pays two locked instructions
-  on the calling thread (taking the lane's lock, and the free-list push when
-  the result is collected), and each waits for the caller's earlier stores to
-  reach ring and slot lines the worker holds. (A `Call` no longer holds an
-  `Arc`, which was two more.) The plain crossbeam and mpsc peers send a
-  bare `u64` back on one shared reply channel that the single caller drains
-  in order: they never route a result to the call that asked for it, which
-  knit's `Call<T>` (or any pool serving many callers and futures) must do.
-  The crossbeam pool that does route each result to its own handle (a reply
-  channel per call) is the like-for-like peer; knit takes well under half its
-  time (0.38× in the run below; 0.48× before calls stopped holding an `Arc`,
-  0.5× to 0.6× before the asymmetric fences).
+- **Batches of no-op calls:** the "lane echo" floors beside each batch group
+  are knit-transport alone, with no pool at all (no call slots, no task, no
+  encoding), echoing as many 8-byte messages in flight. In the runs so far
+  that echo takes 0.7× to 1.0× the time of the crossbeam pool that drains one
+  shared reply channel. So the design's goal for batches of 1000, half
+  crossbeam's time, is below what the transport itself does: no pool that
+  sends a frame per call over these rings can meet it against that peer.
+  Meeting it would need a different transport (several calls per frame,
+  smaller frames) as well as a much shorter pool path. Against the crossbeam
+  pool that routes each result to the call that asked for it (a reply channel
+  per call, as a knit `Call<T>` or any pool serving many callers and futures
+  must), knit takes well under half the time.
+  On top of the echo, knit's pool costs about 45 ns per call, and the calling
+  thread sets the pace. Adding a locked instruction to the worker's path left
+  batch time unchanged; adding one to the caller's added about 10 ns per call.
+  The caller runs about 700 instructions per call (callgrind: about 320 to
+  send, 250 to collect and free, the rest the batch loop) and two locked
+  instructions: the lane lock's compare-and-swap, and the free-list push when
+  a result is collected. Each of them waits for the caller's earlier stores
+  to reach lines the worker holds.
+  Two unsafe single-caller experiments (not kept) removed them:
+  - a per-thread stash of freed slots took a batch of 1000 from 73.6 to 60.3 ns
+    per call in one run and from 59.2 to 55.2 ns in another (medians of 20
+    interleaved pairs each);
+  - with the stash in both arms, a lane lock without its compare-and-swap took
+    it from 53.9 to 46.3 ns.
+  Both results are still above crossbeam's time.
+  (A `Call` no longer holds an `Arc`, which was two more locked instructions.)
 - **Payloads:** knit encodes the argument into shared memory and decodes it on
   the worker (and the result back): two copies per direction. A plain
   `Vec<u8>` goes through serde element by element; the same bytes in a
