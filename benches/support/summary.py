@@ -78,12 +78,15 @@ the pool's design at the time of this run explains them:
 - **Batches of no-op calls:** the "lane echo" floors beside each batch group
   are knit-transport alone, with no pool at all (no call slots, no task, no
   encoding), echoing as many 8-byte messages in flight. In the runs so far
-  that echo takes 0.7× to 1.0× the time of the crossbeam pool that drains one
-  shared reply channel. So the design's goal for batches of 1000, half
+  that echo takes 0.7× to 1.1× the time of the crossbeam pool that drains one
+  shared reply channel (compare the two rows in the batch 1000 figures). So the design's goal for batches of 1000, half
   crossbeam's time, is below what the transport itself does: no pool that
   sends a frame per call over these rings can meet it against that peer.
   Meeting it would need a different transport (several calls per frame,
-  smaller frames) as well as a much shorter pool path. Against the crossbeam
+  smaller frames) as well as a much shorter pool path. A knit call with a
+  `u64` argument writes a 40-byte frame (a 32-byte header), and its call
+  slot's 64-byte line goes to the worker and back (written at the send and at
+  the finish). A crossbeam message of a `u64` is a 16-byte slot each way. Against the crossbeam
   pool that routes each result to the call that asked for it (a reply channel
   per call, as a knit `Call<T>` or any pool serving many callers and futures
   must), knit takes well under half the time.
