@@ -1,6 +1,6 @@
 //! Loom models of the handshake that lets a worker run a call sent to its
 //! lane without a compare-and-swap on the call's slot (see the module docs of
-//! `knit/src/table/mod.rs`).
+//! `knit/src/table/mod.rs`; the settler's side is in `table/early.rs`).
 //!
 //! Run with: `RUSTFLAGS="--cfg knit_loom" cargo test -p knit --test loom_claim --release`
 //! (`knit_loom`, not `loom`: tokio, a dev-dependency, does not build under `--cfg loom`).
