@@ -79,32 +79,37 @@ the pool's design at the time of this run explains them:
   are knit-transport alone, with no pool at all (no call slots, no task, no
   encoding), echoing as many 8-byte messages in flight. In the runs so far
   that echo takes 0.7× to 1.1× the time of the crossbeam pool that drains one
-  shared reply channel (compare the two rows in the batch 1000 figures). So the design's goal for batches of 1000, half
-  crossbeam's time, is below what the transport itself does: no pool that
-  sends a frame per call over these rings can meet it against that peer.
-  Meeting it would need a different transport (several calls per frame,
-  smaller frames) as well as a much shorter pool path. A knit call with a
-  `u64` argument writes a 40-byte frame (a 32-byte header), and its call
-  slot's 64-byte line goes to the worker and back (written at the send and at
-  the finish). A crossbeam message of a `u64` is a 16-byte slot each way. Against the crossbeam
-  pool that routes each result to the call that asked for it (a reply channel
-  per call, as a knit `Call<T>` or any pool serving many callers and futures
-  must), knit takes well under half the time.
-  On top of the echo, knit's pool costs about 45 ns per call, and the calling
-  thread sets the pace. Adding a locked instruction to the worker's path left
-  batch time unchanged; adding one to the caller's added about 10 ns per call.
-  The caller runs about 700 instructions per call (callgrind: about 320 to
-  send, 250 to collect and free, the rest the batch loop) and two locked
-  instructions: the lane lock's compare-and-swap, and the free-list push when
-  a result is collected. Each of them waits for the caller's earlier stores
-  to reach lines the worker holds.
+  shared reply channel (compare the two rows in the batch 1000 figures). So
+  the design's goal for batches of 1000, half crossbeam's time, is below what
+  the transport itself does: no pool that sends a frame per call over these
+  rings can meet it against that peer. Meeting it would need a different
+  transport (several calls per frame, smaller frames) as well as a much
+  shorter pool path. A knit call with a `u64` argument writes a 40-byte frame
+  (a 32-byte header), and its call slot's 64-byte line goes to the worker and
+  back (written at the send and at the finish); a crossbeam message of a
+  `u64` is a 16-byte slot each way. Against the crossbeam pool that routes
+  each result to the call that asked for it (a reply channel per call, as a
+  knit `Call<T>` or any pool serving many callers and futures must), knit
+  takes well under half the time.
+  On top of the echo, knit's pool costs about 40 to 55 ns per call, and the
+  calling thread sets the pace: adding a locked instruction to the worker's
+  path left batch time unchanged, adding one to the caller's added about
+  10 ns per call. The caller runs about 700 instructions per call (callgrind:
+  about 320 to send, 250 to collect and free, the rest the batch loop) and
+  two locked instructions: the lane lock's compare-and-swap, and the
+  free-list push when a result is collected. Each waits for the caller's
+  earlier stores to reach lines the worker holds.
   Two unsafe single-caller experiments (not kept) removed them:
   - a per-thread stash of freed slots took a batch of 1000 from 73.6 to 60.3 ns
     per call in one run and from 59.2 to 55.2 ns in another (medians of 20
     interleaved pairs each);
   - with the stash in both arms, a lane lock without its compare-and-swap took
     it from 53.9 to 46.3 ns.
-  Both results are still above crossbeam's time.
+  Both results are still above crossbeam's time, and each has a cost of its
+  own: the stash hides freed slots in threads' thread-locals (so
+  `max_in_flight` would become approximate, and a dropped pool's memory would
+  stay until such a thread uses knit again or exits); a lock with no
+  compare-and-swap needs biased locking with its own revocation handshake.
   (A `Call` no longer holds an `Arc`, which was two more locked instructions.)
 - **Payloads:** knit encodes the argument into shared memory and decodes it on
   the worker (and the result back): two copies per direction. A plain
