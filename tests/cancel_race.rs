@@ -57,7 +57,7 @@ fn cancels_around_the_moment_a_worker_starts_a_call_report_the_truth() {
         let planned = info
             .payload()
             .downcast_ref::<&str>()
-            .is_some_and(|m| *m == "the panic payload exploded while being dropped")
+            .is_some_and(|m| *m == knit_suite::faults::BOMB_MESSAGE)
             || info
                 .payload()
                 .downcast_ref::<knit_suite::faults::Bomb>()

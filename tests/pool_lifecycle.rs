@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use knit::{create_pool, Balancer, CallError, PoolOptions, QueuePolicy, TaskCx};
 
-/// A panic payload whose `Drop` panics: dropping it after `catch_unwind` kills
-/// the worker thread, the way a real escaped panic would.
+/// Kills the worker thread running it, the way a real escaped panic would
+/// (see `knit_suite::faults::Bomb`).
 #[knit::task]
 fn kill_worker() -> u64 {
     knit_suite::faults::kill_thread()

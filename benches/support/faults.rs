@@ -13,9 +13,13 @@
 /// ```
 pub struct Bomb;
 
+/// What a [`Bomb`] panics with when it is dropped (a panic hook can use it to
+/// recognise planned panics).
+pub const BOMB_MESSAGE: &str = "the panic payload exploded while being dropped";
+
 impl Drop for Bomb {
     fn drop(&mut self) {
-        panic!("the panic payload exploded while being dropped");
+        std::panic::panic_any(BOMB_MESSAGE);
     }
 }
 
