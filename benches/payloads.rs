@@ -1,6 +1,6 @@
 //! Payloads: one round trip echoing a `Vec<u8>` of 8 B … 8 MiB (result
-//! `payloads`, in bytes/s; knit also with the bytes in a
-//! `serde_bytes::ByteBuf`), and the same echo for each kind of type:
+//! `payloads`, in bytes/s; knit also with the bytes in a struct's field, plain
+//! and marked `serde_bytes`), and the same echo for each kind of type:
 //! primitive, string, struct, bytes (result `types`).
 //!
 //! `cargo bench --bench payloads [-- --quick] [--filter NAME] [--json] [--out DIR]`
@@ -55,10 +55,27 @@ fn echo_order(v: Order) -> Order {
     v
 }
 
-/// The same bytes as one serde byte string: encoded and decoded as one block
-/// instead of element by element.
+/// Bytes in a field: serde hands them to the encoder one element at a time
+/// (knit copies a whole `Vec<u8>` payload as one block, but not a field).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Blob {
+    data: Vec<u8>,
+}
+
 #[knit::task]
-fn echo_byte_buf(v: serde_bytes::ByteBuf) -> serde_bytes::ByteBuf {
+fn echo_blob(v: Blob) -> Blob {
+    v
+}
+
+/// The same field marked `serde_bytes`: one length, then one block copy.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct ByteBlob {
+    #[serde(with = "serde_bytes")]
+    data: Vec<u8>,
+}
+
+#[knit::task]
+fn echo_byte_blob(v: ByteBlob) -> ByteBlob {
     v
 }
 
@@ -67,11 +84,16 @@ const BYTES: Work<Vec<u8>, Vec<u8>> = Work {
     plain: echo_bytes,
 };
 
-/// knit echoing a `ByteBuf` (a `Vec<u8>` inside); the caller clones it for
-/// each call, as the other scenarios clone their `Vec`.
-const BYTE_BUF: Work<serde_bytes::ByteBuf, serde_bytes::ByteBuf> = Work {
-    task: |c, x| c.echo_byte_buf(x),
-    plain: echo_byte_buf,
+/// knit echoing the bytes in a field; the caller clones the struct for each
+/// call, as the other scenarios clone their `Vec`.
+const BLOB: Work<Blob, Blob> = Work {
+    task: |c, x| c.echo_blob(x),
+    plain: echo_blob,
+};
+
+const BYTE_BLOB: Work<ByteBlob, ByteBlob> = Work {
+    task: |c, x| c.echo_byte_blob(x),
+    plain: echo_byte_blob,
 };
 
 /// A one-worker round-trip group; a payload group when `bytes` is given.
@@ -98,8 +120,10 @@ fn payloads(args: &Args) -> std::io::Result<()> {
                  size. knit copies the bytes into its shared-memory rings (payloads above 8 KiB \
                  go through the lane's overflow area) and out again on each side; the peers \
                  move the `Vec`'s pointer, so this measures what knit's copy-based design costs. \
-                 serde sends a `Vec<u8>` element by element; \"knit, serde_bytes::ByteBuf\" \
-                 echoes the same bytes as a `ByteBuf` (one length, then one block copy).";
+                 knit copies a whole `Vec<u8>` payload as one block; \"knit, Vec<u8> field\" \
+                 echoes the same bytes as a struct's field, which serde hands over element by \
+                 element, and \"knit, serde_bytes field\" the same field marked \
+                 `#[serde(with = \"serde_bytes\")]` (one length, then one block copy).";
     let meta = Meta {
         name: "payloads",
         title: "Payload sweep (echo of a Vec<u8>)",
@@ -114,8 +138,12 @@ fn payloads(args: &Args) -> std::io::Result<()> {
     };
     let mut bench = Bench::new(args, meta);
     let all = Contender::with_peers(Contender::knit());
-    let byte_buf = [Contender::knit_with(
-        "knit, serde_bytes::ByteBuf",
+    let field = [Contender::knit_with(
+        "knit, Vec<u8> field",
+        knit::PoolOptions::default(),
+    )];
+    let bytes_field = [Contender::knit_with(
+        "knit, serde_bytes field",
         knit::PoolOptions::default(),
     )];
     for &size in sizes {
@@ -123,12 +151,15 @@ fn payloads(args: &Args) -> std::io::Result<()> {
         let iters = (budget / size as u64).clamp(4, max_iters);
         let group = group(&name, iters, Some(size as u64));
         add_echo_group(&mut bench, group, &all, BYTES, vec![0xA5u8; size]);
+        let data = vec![0xA5u8; size];
+        add_echo_group(&mut bench, group, &field, BLOB, Blob { data });
+        let data = vec![0xA5u8; size];
         add_echo_group(
             &mut bench,
             group,
-            &byte_buf,
-            BYTE_BUF,
-            serde_bytes::ByteBuf::from(vec![0xA5u8; size]),
+            &bytes_field,
+            BYTE_BLOB,
+            ByteBlob { data },
         );
     }
     bench.finish()

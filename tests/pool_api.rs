@@ -49,6 +49,13 @@ fn echo_bytes(b: Vec<u8>) -> Vec<u8> {
     b
 }
 
+/// Bytes inside another type: serde's element-by-element path, where a whole
+/// `Vec<u8>` payload is one block copy.
+#[knit::task]
+fn echo_tagged_bytes(b: (u8, Vec<u8>)) -> (u8, Vec<u8>) {
+    (b.0.wrapping_add(1), b.1)
+}
+
 #[knit::task]
 fn make_bytes(n: usize) -> Vec<u8> {
     vec![7u8; n]
@@ -237,6 +244,15 @@ fn payloads_of_every_size_cross_intact() {
         let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
         let back = pool.call.echo_bytes(data.clone()).wait().unwrap();
         assert!(back == data, "{len} bytes came back different");
+        let (tag, back) = pool
+            .call
+            .echo_tagged_bytes((9, data.clone()))
+            .wait()
+            .unwrap();
+        assert!(
+            tag == 10 && back == data,
+            "{len} tagged bytes came back different"
+        );
     }
 }
 

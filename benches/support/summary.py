@@ -112,12 +112,13 @@ the pool's design at the time of this run explains them:
   compare-and-swap needs biased locking with its own revocation handshake.
   (A `Call` no longer holds an `Arc`, which was two more locked instructions.)
 - **Payloads:** knit encodes the argument into shared memory and decodes it on
-  the worker (and the result back): two copies per direction. A plain
-  `Vec<u8>` goes through serde element by element; the same bytes in a
-  `serde_bytes::ByteBuf` are one block copy (the "knit, serde_bytes::ByteBuf"
-  rows), which is what to use for byte buffers. The in-process peers move a
-  pointer: the copies are the price of a transport that also serves process
-  lanes.
+  the worker (and the result back): two copies per direction. A payload that
+  is a whole `Vec<u8>` is copied as one block; bytes in a struct's field go
+  through serde element by element (the "knit, Vec<u8> field" rows) unless
+  the field is marked `#[serde(with = "serde_bytes")]` (the "knit,
+  serde_bytes field" rows), which is what to do for byte buffers inside
+  other types. The in-process peers move a pointer: the copies are the price
+  of a transport that also serves process lanes.
 - **CPU-bound work on every core:** a waiting knit caller spins (50 µs by
   default) before it parks; with as many workers as cores, that spin competes
   with the worker sharing the caller's core. The peers park their caller sooner.

@@ -4,6 +4,14 @@
 //! little-endian integers, u64 length prefixes); `serde-wincode` bridges serde
 //! types to it. Encoding goes straight into the destination slice (the ring or
 //! a result buffer), so a payload is written once.
+//!
+//! serde hands a `Vec<u8>` over one byte at a time (only `serde_bytes` types
+//! ask for a block). A payload that *is* a `Vec<u8>` (a task's whole argument
+//! or result) is therefore written and read here as one block copy, in the
+//! same bytes serde would produce: a `u64` length, then the bytes. A
+//! `Vec<u8>` nested in another type still goes through serde.
+
+use std::mem::ManuallyDrop;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -20,8 +28,43 @@ fn config() -> impl wincode::config::Config {
     wincode::config::Configuration::default().with_preallocation_size_limit::<PREALLOCATION_LIMIT>()
 }
 
+/// Bytes of a `u64` length prefix.
+const LEN_PREFIX: usize = 8;
+
+/// `value` itself, if `T` is `Vec<u8>`. (`typeid::of` erases lifetimes;
+/// `Vec<u8>` has none, so no other type shares its id.) The test is on types
+/// only, so it folds away in every other instantiation.
+#[inline(always)]
+fn as_byte_vec<T>(value: &T) -> Option<&Vec<u8>> {
+    if typeid::of::<T>() != typeid::of::<Vec<u8>>() {
+        return None;
+    }
+    // SAFETY: `T` is `Vec<u8>` (see above), so this is the same reference at
+    // the same type.
+    Some(unsafe { &*(value as *const T).cast::<Vec<u8>>() })
+}
+
+/// `bytes` as a `T`; `T` must be `Vec<u8>` (checked by the caller with
+/// [`is_byte_vec`]).
+#[inline(always)]
+fn from_byte_vec<T>(bytes: Vec<u8>) -> T {
+    assert!(is_byte_vec::<T>());
+    let bytes = ManuallyDrop::new(bytes);
+    // SAFETY: `T` is `Vec<u8>` (asserted), and `bytes` will not be dropped,
+    // so ownership of its buffer moves to the value read here.
+    unsafe { std::ptr::read((&*bytes as *const Vec<u8>).cast::<T>()) }
+}
+
+#[inline(always)]
+fn is_byte_vec<T>() -> bool {
+    typeid::of::<T>() == typeid::of::<Vec<u8>>()
+}
+
 /// Exact encoded size of `value`.
 pub(crate) fn encoded_len<T: Serialize>(value: &T) -> Result<usize, PayloadError> {
+    if let Some(bytes) = as_byte_vec(value) {
+        return Ok(LEN_PREFIX + bytes.len());
+    }
     <SerdeCompat<T> as wincode::config::Serialize<_>>::serialized_size(value, config())
         .map(|n| n as usize)
         .map_err(|e| PayloadError::Encode(e.to_string()))
@@ -29,6 +72,17 @@ pub(crate) fn encoded_len<T: Serialize>(value: &T) -> Result<usize, PayloadError
 
 /// Encodes `value` into `dst`, which must be exactly `encoded_len(value)` long.
 pub(crate) fn encode_into<T: Serialize>(value: &T, dst: &mut [u8]) -> Result<(), PayloadError> {
+    if let Some(bytes) = as_byte_vec(value) {
+        if dst.len() != LEN_PREFIX + bytes.len() {
+            return Err(PayloadError::Encode(
+                "destination is not the announced size".into(),
+            ));
+        }
+        let (prefix, body) = dst.split_at_mut(LEN_PREFIX);
+        prefix.copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+        body.copy_from_slice(bytes);
+        return Ok(());
+    }
     let mut w: &mut [u8] = dst;
     <SerdeCompat<T> as wincode::config::Serialize<_>>::serialize_into(&mut w, value, config())
         .map_err(|e| PayloadError::Encode(e.to_string()))?;
@@ -57,7 +111,33 @@ pub(crate) fn encode_to_vec<T: Serialize>(
 
 /// Decodes a `T` that must use every byte of `src`.
 pub(crate) fn decode<T: DeserializeOwned>(src: &[u8]) -> Result<T, PayloadError> {
+    if is_byte_vec::<T>() {
+        return decode_byte_vec(src).map(from_byte_vec);
+    }
     decode_with(src, config())
+}
+
+/// A whole payload that is a `Vec<u8>`: its length prefix must account for
+/// every byte after it (checked before anything is allocated).
+fn decode_byte_vec(src: &[u8]) -> Result<Vec<u8>, PayloadError> {
+    let Some((prefix, body)) = src.split_first_chunk::<LEN_PREFIX>() else {
+        return Err(PayloadError::Decode(format!(
+            "a byte vector needs an {LEN_PREFIX}-byte length, got {} bytes",
+            src.len()
+        )));
+    };
+    let len = u64::from_le_bytes(*prefix);
+    match usize::try_from(len) {
+        Ok(len) if len == body.len() => Ok(body.to_vec()),
+        Ok(len) if len < body.len() => Err(PayloadError::Decode(format!(
+            "{} trailing bytes",
+            body.len() - len
+        ))),
+        _ => Err(PayloadError::Decode(format!(
+            "a byte vector of {len} bytes, but only {} follow",
+            body.len()
+        ))),
+    }
 }
 
 fn decode_with<T: DeserializeOwned, C: wincode::config::Config>(
@@ -106,9 +186,60 @@ mod tests {
     fn a_hostile_length_prefix_does_not_allocate() {
         let mut buf = (u64::MAX / 2).to_le_bytes().to_vec();
         buf.extend_from_slice(b"abc");
+        // The block path for a whole `Vec<u8>`, and serde's for other types.
         assert!(matches!(
             decode::<Vec<u8>>(&buf),
             Err(PayloadError::Decode(_))
+        ));
+        assert!(matches!(
+            decode::<Box<[u8]>>(&buf),
+            Err(PayloadError::Decode(_))
+        ));
+        assert!(matches!(
+            decode::<String>(&buf),
+            Err(PayloadError::Decode(_))
+        ));
+    }
+
+    /// The block path writes and reads exactly what serde's element-by-element
+    /// path does (`&[u8]` and `Box<[u8]>` take serde's path).
+    #[test]
+    fn a_byte_vector_payload_has_serdes_layout() {
+        for len in [0usize, 1, 7, 8, 511, 4096] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let n = encoded_len(&bytes).unwrap();
+            assert_eq!(n, encoded_len(&bytes.as_slice()).unwrap());
+            let mut fast = vec![0xAA; n];
+            encode_into(&bytes, &mut fast).unwrap();
+            let mut serde = vec![0x55; n];
+            encode_into(&bytes.as_slice(), &mut serde).unwrap();
+            assert_eq!(fast, serde, "len {len}");
+            assert_eq!(decode::<Vec<u8>>(&serde).unwrap(), bytes);
+            assert_eq!(*decode::<Box<[u8]>>(&fast).unwrap(), *bytes);
+        }
+    }
+
+    #[test]
+    fn a_byte_vector_payload_with_a_wrong_length_is_an_error() {
+        let mut buf = vec![0u8; 8 + 3];
+        encode_into(&vec![1u8, 2, 3], &mut buf).unwrap();
+        // Truncated in the prefix, truncated in the body, one byte too many.
+        for bad in [&buf[..5], &buf[..10]] {
+            assert!(matches!(
+                decode::<Vec<u8>>(bad),
+                Err(PayloadError::Decode(_))
+            ));
+        }
+        buf.push(0);
+        assert_eq!(
+            decode::<Vec<u8>>(&buf),
+            Err(PayloadError::Decode("1 trailing bytes".into()))
+        );
+        // A destination of the wrong size is refused, not overrun.
+        let mut short = vec![0u8; 10];
+        assert!(matches!(
+            encode_into(&vec![1u8, 2, 3], &mut short),
+            Err(PayloadError::Encode(_))
         ));
     }
 
