@@ -69,7 +69,9 @@ pub struct PoolOptions {
     pub inliner: Option<Inliner>,
     /// How long an idle worker spins before parking.
     pub worker_spin: Duration,
-    /// How long a waiting caller spins before parking.
+    /// How long a waiting caller spins before parking. When `threads` is at
+    /// least the machine's online cores, a waiting caller shares its core with
+    /// a worker, so it yields the core between looks instead of keeping it.
     pub caller_spin: Duration,
     /// Largest encoded argument or result (default 16 MiB).
     pub max_payload_bytes: usize,
@@ -122,7 +124,7 @@ pub enum QueuePolicy {
 /// *calling thread's* affinity, which is one core when the caller has pinned
 /// itself, and would then give a pinned caller one unpinned worker sharing
 /// its core.
-fn online_cores() -> usize {
+pub(crate) fn online_cores() -> usize {
     crate::affinity::all_cores().len().max(1)
 }
 

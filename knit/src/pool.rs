@@ -13,11 +13,11 @@ use crate::caller::Caller;
 use crate::error::{CallError, PoolError};
 use crate::inline::InlineLane;
 use crate::lane::ThreadLane;
-use crate::options::{InlinePosition, PoolOptions};
+use crate::options::{online_cores, InlinePosition, PoolOptions};
 use crate::registry::Registry;
 use crate::shared::{Route, Shared};
 use crate::stats::{self, Histogram, LaneStats, PoolStats};
-use crate::table::CallTable;
+use crate::table::{CallTable, CallerSpin};
 
 /// A pool of worker threads running `#[task]` functions.
 ///
@@ -90,7 +90,10 @@ pub fn create_pool(options: PoolOptions) -> Result<Pool, PoolError> {
         registry,
         table,
         options.balancer.clone(),
-        options.caller_spin,
+        CallerSpin {
+            budget: options.caller_spin,
+            yields: options.threads >= online_cores(),
+        },
         options.max_payload_bytes,
         lane_config,
         cores,

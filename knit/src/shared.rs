@@ -17,7 +17,7 @@ use crate::lane::{ThreadLane, WorkerStatus};
 use crate::queue::SharedQueue;
 use crate::registry::{Registry, TaskEntry};
 use crate::stats::PoolCounters;
-use crate::table::{CallTable, Ticket};
+use crate::table::{CallTable, CallerSpin, Ticket};
 use crate::worker::{worker_loop, WorkerContext, FLAG_REDELIVERED};
 
 /// Why a lane gets a new worker.
@@ -56,7 +56,7 @@ pub(crate) struct Shared {
     /// starting queued calls while the settler worked through them, so a
     /// later call could run after an earlier one was rejected.
     pub halted: AtomicBool,
-    pub caller_spin: Duration,
+    pub caller_spin: CallerSpin,
     pub max_payload: usize,
     pub lane_config: LaneConfig,
     /// Cores to pin workers to (empty: no pinning).
@@ -98,7 +98,7 @@ impl Shared {
         registry: Registry,
         table: CallTable,
         balancer: Balancer,
-        caller_spin: Duration,
+        caller_spin: CallerSpin,
         max_payload: usize,
         lane_config: LaneConfig,
         cores: Vec<CoreId>,

@@ -13,6 +13,18 @@ use super::{
     PARKED, RELEASED, RESULT, WAKER,
 };
 
+/// How a waiting caller spins before it parks.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CallerSpin {
+    /// How long (`PoolOptions::caller_spin`).
+    pub budget: Duration,
+    /// Give the core away between looks instead of pausing: set when the
+    /// pool's workers fill every core, so that a waiting caller shares a core
+    /// with a worker (maybe the one running its call), and a spin that keeps
+    /// the core would take that worker's time.
+    pub yields: bool,
+}
+
 impl CallTable {
     #[inline]
     pub(crate) fn is_done(&self, t: Ticket) -> bool {
@@ -103,12 +115,13 @@ impl CallTable {
     pub(crate) fn wait(
         &self,
         t: Ticket,
-        spin: Duration,
+        spin: CallerSpin,
         until: Option<Instant>,
         mut help: impl FnMut() -> bool,
     ) -> bool {
-        // Reading the clock costs as much as many looks at the word.
-        let mut budget = SpinBudget::new(spin, 64);
+        // Reading the clock costs as much as many looks at the word, and
+        // about as much as a few yields.
+        let mut budget = SpinBudget::new(spin.budget, if spin.yields { 4 } else { 64 });
         while !self.is_done(t) {
             if help() {
                 continue;
@@ -121,7 +134,11 @@ impl CallTable {
                     return false;
                 }
             }
-            std::hint::spin_loop();
+            if spin.yields {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
         }
         let word = self.word(t.index);
         loop {

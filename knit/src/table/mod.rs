@@ -71,6 +71,7 @@ mod outcome;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use collect::CallerSpin;
 pub(crate) use free_list::{Released, SlotCache};
 pub(crate) use outcome::Outcome;
 

@@ -1,9 +1,9 @@
 //! Orderings of the call table's parties that the pool-level tests can only
 //! hit by chance, replayed step by step.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::{CallTable, Ticket};
+use super::{CallTable, CallerSpin, Ticket};
 use crate::admission::Admission;
 use crate::error::CallError;
 use crate::options::QueuePolicy;
@@ -60,4 +60,32 @@ fn a_discard_after_a_timeout_frees_once() {
     table.expire(t.call_id());
     table.discard(t);
     assert_clean_reuse(&table, t);
+}
+
+/// A waiting caller that pauses between looks and one that yields its core
+/// both see a settlement made by another thread, in their spin or once
+/// parked, and both give up at a deadline.
+#[test]
+fn a_waiting_caller_sees_the_settlement_whether_it_pauses_or_yields() {
+    for yields in [false, true] {
+        for (budget, settle_after) in [(Duration::from_secs(5), 1), (Duration::ZERO, 20)] {
+            let table = CallTable::new(1, None).unwrap();
+            let t = table.alloc().expect("a free slot");
+            table.mark_laned(t, 0);
+            let spin = CallerSpin { budget, yields };
+            let soon = Instant::now() + Duration::from_millis(1);
+            assert!(
+                !table.wait(t, spin, Some(soon), || false),
+                "not settled yet"
+            );
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    std::thread::sleep(Duration::from_millis(settle_after));
+                    table.settle_early(t, CallError::Closed, false, None);
+                });
+                assert!(table.wait(t, spin, None, || false));
+            });
+            assert!(table.is_done(t), "yields {yields}, budget {budget:?}");
+        }
+    }
 }
