@@ -31,16 +31,14 @@ fn config() -> impl wincode::config::Config {
 /// Bytes of a `u64` length prefix.
 const LEN_PREFIX: usize = 8;
 
-/// `value` itself, if `T` is `Vec<u8>`. (`typeid::of` erases lifetimes;
-/// `Vec<u8>` has none, so no other type shares its id.) The test is on types
-/// only, so it folds away in every other instantiation.
+/// `value` itself, if `T` is `Vec<u8>`.
 #[inline(always)]
 fn as_byte_vec<T>(value: &T) -> Option<&Vec<u8>> {
-    if typeid::of::<T>() != typeid::of::<Vec<u8>>() {
+    if !is_byte_vec::<T>() {
         return None;
     }
-    // SAFETY: `T` is `Vec<u8>` (see above), so this is the same reference at
-    // the same type.
+    // SAFETY: `T` is `Vec<u8>` (checked just above), so this is the same
+    // reference at the same type.
     Some(unsafe { &*(value as *const T).cast::<Vec<u8>>() })
 }
 
@@ -55,6 +53,9 @@ fn from_byte_vec<T>(bytes: Vec<u8>) -> T {
     unsafe { std::ptr::read((&*bytes as *const Vec<u8>).cast::<T>()) }
 }
 
+/// Whether `T` is `Vec<u8>`. (`typeid::of` erases lifetimes; `Vec<u8>` has
+/// none, so no other type shares its id.) The test is on types only, so it
+/// folds away in every other instantiation.
 #[inline(always)]
 fn is_byte_vec<T>() -> bool {
     typeid::of::<T>() == typeid::of::<Vec<u8>>()
