@@ -33,7 +33,7 @@ fn work(spec: (u32, u8), cx: &TaskCx) -> Result<u64, String> {
         FAIL => Err(format!("call {id} failed")),
         PANIC => panic!("call {id} panicked"),
         UNTIL_ABORTED => {
-            while !cx.has_aborted() {
+            while !cx.stop_requested() {
                 std::hint::spin_loop();
             }
             Err("aborted".into())
@@ -212,7 +212,7 @@ fn every_call_settles_exactly_once() {
                                 let cancelled = match action {
                                     Action::Cancel => Some(call.cancel()),
                                     Action::Abort => {
-                                        call.abort();
+                                        call.request_stop();
                                         None
                                     }
                                     _ => None,

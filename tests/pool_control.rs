@@ -57,7 +57,7 @@ fn gated(a: (u64, u64)) -> u64 {
 fn until_aborted(a: (u64, u64), cx: &TaskCx) -> Result<u64, String> {
     RAN.lock().unwrap().push(a);
     for i in 0..u64::MAX {
-        if cx.has_aborted() {
+        if cx.stop_requested() {
             return Err(format!("stopped at {i}"));
         }
         std::thread::yield_now();
@@ -68,7 +68,7 @@ fn until_aborted(a: (u64, u64), cx: &TaskCx) -> Result<u64, String> {
 #[knit::task(timeout_ms = 20)]
 fn budgeted(_: (), cx: &TaskCx) -> Result<bool, String> {
     let has_deadline = cx.deadline().is_some();
-    while !cx.has_aborted() {
+    while !cx.stop_requested() {
         std::thread::yield_now();
     }
     Err(format!("aborted; deadline known: {has_deadline}"))
@@ -104,7 +104,7 @@ fn abort_signals_the_task_and_still_delivers_its_result() {
     while !ran(1).contains(&0) {
         std::thread::yield_now();
     }
-    call.abort();
+    call.request_stop();
     match call.wait() {
         Err(CallError::Task(msg)) => assert!(msg.starts_with("stopped at "), "{msg}"),
         other => panic!("expected the task's own error, got {other:?}"),

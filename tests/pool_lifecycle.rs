@@ -25,7 +25,7 @@ static STUBBORN_RUNS: AtomicU64 = AtomicU64::new(0);
 #[knit::task(timeout_ms = 30)]
 fn stubborn(_: (), cx: &TaskCx) -> u64 {
     STUBBORN_RUNS.fetch_add(1, Ordering::SeqCst);
-    let _ = cx.has_aborted();
+    let _ = cx.stop_requested();
     while !RELEASE_STUBBORN.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(1));
     }

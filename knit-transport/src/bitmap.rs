@@ -2,7 +2,7 @@
 //! mappable by a worker process, like a lane region.
 //!
 //! knit keeps one abort flag per call slot here: the caller (or the pool's
-//! watchdog) sets it, and the task polls it through `TaskCx::has_aborted`.
+//! watchdog) sets it, and the task polls it through `TaskCx::stop_requested`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -4,28 +4,40 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use knit_transport::{Envelope, TransportError};
+use knit_transport::Envelope;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::call::Call;
+use crate::call::{Call, Via};
 use crate::codec;
 use crate::error::{CallError, PayloadError};
 use crate::inline::InlineJob;
 use crate::registry::TaskEntry;
+use crate::run::panic_message;
 use crate::shared::{Route, Shared};
 use crate::table::Ticket;
-use crate::worker::FLAG_ENCODE_FAILED;
-
-/// How long a sender waits on a full lane before letting go of its lock and
-/// trying again (so a lane being replaced is never blocked by a sender).
-const FULL_LANE_RETRY: Duration = Duration::from_millis(1);
+use crate::worker::{self, FLAG_ENCODE_FAILED};
 
 /// What sending did with a call.
 enum Sent {
-    InFlight(Ticket, bool),
+    InFlight(Ticket, Via),
     /// `max_queue` is reached and the policy is `Wait`: the encoded argument.
     Deferred(Vec<u8>),
+}
+
+/// Runs the argument's `Serialize` (through `encode`), turning a panic in it
+/// into `PayloadError::Encode`: the call has taken a slot, a `max_queue`
+/// place or ring space by then, and unwinding past the sender would keep
+/// them for good.
+#[inline(always)]
+fn guarded<R>(encode: impl FnOnce() -> Result<R, PayloadError>) -> Result<R, PayloadError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(encode)) {
+        Ok(r) => r,
+        Err(panic) => Err(PayloadError::Encode(format!(
+            "the argument's Serialize panicked: {}",
+            panic_message(panic.as_ref())
+        ))),
+    }
 }
 
 /// The handle `#[task]` methods hang off: `pool.call.<task>(arg)`.
@@ -52,7 +64,7 @@ impl Caller {
         arg: &A,
     ) -> Call<R> {
         match self.send(entry, arg) {
-            Ok(Sent::InFlight(ticket, inline)) => Call::in_flight(ticket, &self.shared, inline),
+            Ok(Sent::InFlight(ticket, via)) => Call::in_flight(ticket, &self.shared, entry, via),
             Ok(Sent::Deferred(input)) => Call::deferred(self.shared.clone(), entry, input),
             Err(e) => Call::refused(self.shared.stats.refuse(e)),
         }
@@ -89,7 +101,7 @@ impl Caller {
         if shared.closed.load(Ordering::Acquire) {
             return Err(CallError::Closed);
         }
-        let len = codec::encoded_len(arg)?;
+        let len = guarded(|| codec::encoded_len(arg))?;
         if len > shared.max_payload {
             return Err(PayloadError::TooLarge {
                 len,
@@ -97,18 +109,60 @@ impl Caller {
             }
             .into());
         }
+        // A call made by one of this pool's own workers (a task calling
+        // another task) keeps its argument, so that a worker waiting for it
+        // can run it itself instead of blocking its lane (see `Via::Nested`).
+        let nested = worker::on_this_thread(shared).is_some();
         if let Some(admission) = &shared.table.admission {
             if !admission.try_acquire()? {
+                if nested {
+                    // A worker must not sleep for room: the calls holding
+                    // the places may be queued behind it.
+                    return Err(CallError::QueueFull);
+                }
                 // Full, and the policy is to wait: the call keeps its encoded
                 // argument and is sent once it is waited on or polled and there
                 // is room (so an async caller never blocks its executor).
                 let mut input = vec![0u8; len];
-                codec::encode_into(arg, &mut input)?;
+                guarded(|| codec::encode_into(arg, &mut input))?;
                 return Ok(Sent::Deferred(input));
             }
         }
-        self.send_admitted(entry, len, &|dst: &mut [u8]| codec::encode_into(arg, dst))
-            .map(|(t, inline)| Sent::InFlight(t, inline))
+        let encode = |dst: &mut [u8]| guarded(|| codec::encode_into(arg, dst));
+        if nested {
+            return self.send_nested(entry, len, &encode);
+        }
+        self.send_admitted(entry, len, &encode).map(|(t, inline)| {
+            let via = if inline { Via::Inline } else { Via::Lane };
+            Sent::InFlight(t, via)
+        })
+    }
+
+    /// Sends a call made on one of the pool's own worker threads (its
+    /// `max_queue` place is taken): it is claimed by compare-and-swap
+    /// wherever it goes, and keeps its argument for a waiting worker to run.
+    fn send_nested(
+        &self,
+        entry: &'static TaskEntry,
+        len: usize,
+        encode: &dyn Fn(&mut [u8]) -> Result<(), PayloadError>,
+    ) -> Result<Sent, CallError> {
+        let shared = &self.shared;
+        let job = self.job(entry, len, encode)?;
+        let ticket = job.ticket;
+        let kept: Box<[u8]> = job.input.as_slice().into();
+        let sent = match &shared.queue {
+            Some(queue) => queue.push(job).map_err(|_| CallError::Closed),
+            None => shared.send_claimable(ticket, entry.id, &job.input),
+        };
+        match sent {
+            Ok(()) => Ok(Sent::InFlight(ticket, Via::Nested(kept))),
+            Err(e) => {
+                // Never sent: nobody else knows this ticket.
+                shared.table.discard(ticket);
+                Err(e)
+            }
+        }
     }
 
     /// Sends a call whose `max_queue` place (if any) is already taken;
@@ -175,33 +229,13 @@ impl Caller {
                         env.flags |= FLAG_ENCODE_FAILED;
                     }
                 };
-                let sent = loop {
-                    let sent = sender
-                        .producer
-                        .send_with(env, len, fill, Some(FULL_LANE_RETRY));
-                    if !matches!(sent, Err(TransportError::Full)) {
-                        break sent;
-                    }
-                    // The lane stayed full: let go of it for a moment (its
-                    // worker may be dying and need the lock to be replaced).
-                    drop(sender);
-                    std::thread::yield_now();
-                    sender = lane.lock();
-                };
+                let (_sender, sent) = lane.send_frame(sender, env, len, fill);
                 match sent {
                     Ok(()) => {
                         lane.count_submitted();
                         return Ok((ticket, false));
                     }
-                    Err(TransportError::TooLarge { len, max }) => {
-                        (ticket, PayloadError::TooLarge { len, max }.into())
-                    }
-                    // A closed ring in an open pool: the lane's worker died
-                    // and could not be replaced.
-                    Err(TransportError::Closed) if !shared.closed.load(Ordering::Acquire) => {
-                        (ticket, CallError::WorkerLost)
-                    }
-                    Err(_) => (ticket, CallError::Closed),
+                    Err(e) => (ticket, shared.send_error(e)),
                 }
             }
         };

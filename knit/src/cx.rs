@@ -11,7 +11,7 @@ use crate::table::{CallTable, Ticket};
 /// #[knit::task]
 /// fn count_to(n: u64, cx: &knit::TaskCx) -> Result<u64, String> {
 ///     for i in 0..n {
-///         if cx.has_aborted() {
+///         if cx.stop_requested() {
 ///             return Err(format!("stopped at {i}"));
 ///         }
 ///     }
@@ -36,12 +36,21 @@ impl<'a> TaskCx<'a> {
         }
     }
 
-    /// Whether the caller aborted this call (`Call::abort`), or its budget ran
-    /// out. A task that polls this can stop early; its result is still delivered
-    /// unless the call was already settled (timed out, cancelled).
+    /// Whether this call was asked to stop: its caller called
+    /// `Call::request_stop` or `Call::cancel`, its budget ran out, or the
+    /// pool was shut down with `shutdown_now`. A task that polls this can
+    /// stop early; its result is still delivered unless the call was already
+    /// settled (timed out, cancelled).
+    #[inline]
+    pub fn stop_requested(&self) -> bool {
+        self.table.aborted(self.ticket)
+    }
+
+    /// The old name of [`TaskCx::stop_requested`].
+    #[deprecated(since = "0.2.0", note = "renamed `stop_requested`")]
     #[inline]
     pub fn has_aborted(&self) -> bool {
-        self.table.aborted(self.ticket)
+        self.stop_requested()
     }
 
     /// When this call's budget runs out, if it has one (counted from when the
@@ -71,7 +80,7 @@ impl std::fmt::Debug for TaskCx<'_> {
         f.debug_struct("TaskCx")
             .field("call_id", &self.call_id())
             .field("lane", &self.lane)
-            .field("aborted", &self.has_aborted())
+            .field("stop_requested", &self.stop_requested())
             .finish()
     }
 }

@@ -73,6 +73,13 @@ pub enum CallError {
     /// to that lane fail with this error too.
     #[error("the worker running the call was lost")]
     WorkerLost,
+    /// A task waited for a call queued behind itself: one of the pool's own
+    /// workers blocked on a call that only that worker could run next (a
+    /// `Call` made outside the pool and handed to the task). The call is
+    /// cancelled instead of leaving the lane stuck. (Calls a task makes
+    /// itself never fail this way: a worker waiting for one runs it itself.)
+    #[error("the call waits for its own worker: waiting for it would deadlock")]
+    WouldDeadlock,
 }
 
 /// Why a pool could not be created.

@@ -66,34 +66,32 @@ impl InlineLane {
 
     /// Runs up to `max` queued jobs on this thread; returns how many it took.
     pub(crate) fn run_some(&self, max: usize, shared: &Shared) -> usize {
-        let table = &shared.table;
         let mut ran = 0;
-        let mut scratch = Vec::new();
         while ran < max {
             let Some(job) = self.lock().pop_front() else {
                 break;
             };
-            if table.claim_run(job.ticket) {
-                let cx = TaskCx::new(table, job.ticket, self.index);
-                let unwinding = Unwinding {
-                    shared,
-                    ticket: job.ticket,
-                };
-                let outcome =
-                    run_task(job.entry, &job.input, &mut scratch, shared.max_payload, &cx);
-                std::mem::forget(unwinding);
+            let counted = || {
                 self.completed.fetch_add(1, Ordering::Release);
-                let kind = outcome.error().map(FailureKind::of);
-                shared.stats.settled(kind);
-                if !table.finish(job.ticket, outcome, Claim::Cas) {
-                    shared.stats.outcomes.unsettle(kind);
-                }
-            } else {
-                self.completed.fetch_add(1, Ordering::Release);
-            }
+            };
+            run_claimable(
+                shared, job.ticket, job.entry, &job.input, self.index, counted,
+            );
             ran += 1;
         }
         ran
+    }
+
+    /// Takes `ticket`'s job off the queue if it is still there (nobody has
+    /// begun to run it), counting it as taken.
+    pub(crate) fn remove(&self, ticket: Ticket) -> Option<InlineJob> {
+        let job = {
+            let mut queue = self.lock();
+            let at = queue.iter().position(|j| j.ticket == ticket)?;
+            queue.remove(at)?
+        };
+        self.completed.fetch_add(1, Ordering::Release);
+        Some(job)
     }
 
     /// Empties the queue (for `shutdown_now`), counting the jobs as taken.
@@ -108,6 +106,38 @@ impl InlineLane {
         let submitted = self.submitted.load(Ordering::Relaxed);
         submitted.saturating_sub(self.completed.load(Ordering::Acquire)) as usize
     }
+}
+
+/// Runs call `ticket` of `entry` on `input` on this thread if it can claim it (by compare-and-swap: it
+/// may be claimed elsewhere, or settled early), as lane `lane`; `counted` runs
+/// before the call settles (so that a caller who sees its result also sees
+/// the lane no longer busy with it). Returns whether it ran. For the inline
+/// lane, and for a worker running a call it waits for itself.
+pub(crate) fn run_claimable(
+    shared: &Shared,
+    ticket: Ticket,
+    entry: &TaskEntry,
+    input: &[u8],
+    lane: usize,
+    counted: impl FnOnce(),
+) -> bool {
+    let table = &shared.table;
+    if !table.claim_run(ticket) {
+        counted();
+        return false;
+    }
+    let cx = TaskCx::new(table, ticket, lane);
+    let unwinding = Unwinding { shared, ticket };
+    let mut scratch = Vec::new();
+    let outcome = run_task(entry, input, &mut scratch, shared.max_payload, &cx);
+    std::mem::forget(unwinding);
+    counted();
+    let kind = outcome.error().map(FailureKind::of);
+    shared.stats.settled(kind);
+    if !table.finish(ticket, outcome, Claim::Cas) {
+        shared.stats.outcomes.unsettle(kind);
+    }
+    true
 }
 
 /// Fails the call a thread runs for the inline lane if a panic escapes the

@@ -5,12 +5,12 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_utils::{Backoff, CachePadded};
 use knit_transport::fence;
 use knit_transport::futex::Sharing;
-use knit_transport::Producer;
+use knit_transport::{Envelope, Producer, TransportError};
 
 use crate::lane_lock::{LaneGuard, LaneLock};
 use crate::shared::Shared;
@@ -19,6 +19,10 @@ use crate::table::{CallTable, SlotCache, Ticket};
 
 /// `WorkerStatus::current` when the worker runs nothing.
 const IDLE: u64 = u64::MAX;
+
+/// How long a sender waits on a full lane before letting go of its lock and
+/// trying again (so a lane being replaced is never blocked by a sender).
+const FULL_LANE_RETRY: Duration = Duration::from_millis(1);
 
 /// What one worker thread is doing, readable by the watchdog and by the
 /// thread's own death watch.
@@ -223,6 +227,31 @@ impl ThreadLane {
     /// [`ThreadLane::count_submitted`] for each message it sends.
     pub(crate) fn lock(&self) -> LaneGuard<'_, LaneSender> {
         self.sender.lock()
+    }
+
+    /// Sends one frame through `sender` (this lane's lock), waiting while the
+    /// ring is full; hands the lock back with the result. While the lane
+    /// stays full it lets go of the lock for a moment now and then: its
+    /// worker may be dying and need the lock to be replaced.
+    #[inline]
+    pub(crate) fn send_frame<'a>(
+        &'a self,
+        mut sender: LaneGuard<'a, LaneSender>,
+        env: Envelope,
+        len: usize,
+        fill: impl Fn(&mut [u8], &mut Envelope),
+    ) -> (LaneGuard<'a, LaneSender>, Result<(), TransportError>) {
+        loop {
+            let sent = sender
+                .producer
+                .send_with(env, len, &fill, Some(FULL_LANE_RETRY));
+            if !matches!(sent, Err(TransportError::Full)) {
+                return (sender, sent);
+            }
+            drop(sender);
+            std::thread::yield_now();
+            sender = self.lock();
+        }
     }
 
     /// The statuses of the lane's workers (never taken before the sender

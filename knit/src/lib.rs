@@ -57,7 +57,7 @@ mod table;
 mod worker;
 
 pub use balance::{Balance, Balancer, LaneLoad};
-pub use call::{Call, Cancelled};
+pub use call::{Call, CancelHandle, Cancelled};
 pub use caller::Caller;
 pub use cx::TaskCx;
 pub use error::{CallError, PayloadError, PoolError};

@@ -166,7 +166,7 @@ impl Pool {
 
     /// Stops accepting calls and settles every call not yet finished with
     /// `CallError::Closed` at once: queued calls never run, running tasks see
-    /// `TaskCx::has_aborted()` and their results are dropped. Does not wait for
+    /// `TaskCx::stop_requested()` and their results are dropped. Does not wait for
     /// running tasks to return. No call starts once it has begun, so on each
     /// lane the calls that return `Ok` all came before the ones rejected.
     ///
@@ -276,12 +276,16 @@ impl Pool {
     pub fn stats(&self) -> PoolStats {
         let shared = self.shared();
         let lanes = &shared.lanes;
-        let (completed, failed) = stats::sum(
+        let (completed, mut failed) = stats::sum(
             lanes
                 .iter()
                 .map(|l| &*l.outcomes)
                 .chain([&shared.stats.outcomes, &shared.table.early]),
         );
+        // Counted as completed by the worker, failed at the caller.
+        let misread = shared.stats.misread.load(Ordering::Relaxed).min(completed);
+        let completed = completed - misread;
+        failed.payload += misread;
         let accepted: u64 = lanes.iter().map(|l| l.accepted()).sum::<u64>()
             + shared
                 .inline

@@ -7,18 +7,20 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use core_affinity::CoreId;
-use knit_transport::{Consumer, LaneConfig, LaneRegion, Producer, TransportError, WorkerEnd};
+use knit_transport::{
+    Consumer, Envelope, LaneConfig, LaneRegion, Producer, TransportError, WorkerEnd,
+};
 
 use crate::balance::{Balancer, Router};
 use crate::deadline::Next;
-use crate::error::CallError;
-use crate::inline::InlineLane;
+use crate::error::{CallError, PayloadError};
+use crate::inline::{run_claimable, InlineLane};
 use crate::lane::{ThreadLane, WorkerStatus};
 use crate::queue::SharedQueue;
 use crate::registry::{Registry, TaskEntry};
 use crate::stats::PoolCounters;
 use crate::table::{CallTable, CallerSpin, Ticket};
-use crate::worker::{worker_loop, WorkerContext, FLAG_REDELIVERED};
+use crate::worker::{worker_loop, WorkerContext, FLAG_CLAIMABLE, FLAG_REDELIVERED};
 
 /// Why a lane gets a new worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +135,11 @@ impl Shared {
         }
     }
 
+    /// This state's `Arc`, while the pool (or a call of it) keeps it alive.
+    pub(crate) fn me(&self) -> Option<Arc<Shared>> {
+        self.me.upgrade()
+    }
+
     pub(crate) fn lane_count(&self) -> usize {
         self.lanes.len() + self.inline.is_some() as usize
     }
@@ -184,10 +191,81 @@ impl Shared {
         self.route(index)
     }
 
-    /// Runs inline-lane jobs (in order) until `ticket` is settled.
-    pub(crate) fn run_inline_until(&self, ticket: Ticket) {
+    /// Runs inline-lane jobs (in order) until `ticket` is settled, starting
+    /// none once `until` has passed.
+    pub(crate) fn run_inline_until(&self, ticket: Ticket, until: Option<Instant>) {
         if let Some(inline) = &self.inline {
-            while !self.table.is_done(ticket) && inline.run_some(1, self) > 0 {}
+            while !self.table.is_done(ticket)
+                && until.is_none_or(|u| Instant::now() < u)
+                && inline.run_some(1, self) > 0
+            {}
+        }
+    }
+
+    /// Moves inline call `ticket`, if it is still queued, to a worker lane:
+    /// its `Call` will not run it (it was dropped, or it is polled by an
+    /// async caller, which must not block on a task).
+    pub(crate) fn forward_inline(&self, ticket: Ticket) {
+        let Some(inline) = &self.inline else { return };
+        let Some(job) = inline.remove(ticket) else {
+            return;
+        };
+        match self.send_claimable(ticket, job.entry.id, &job.input) {
+            Ok(()) => {}
+            // The pool is shutting down and its rings are closed, but it
+            // still runs what it accepted (unless `shutdown_now` halted it).
+            Err(CallError::Closed) if !self.halted.load(Ordering::Relaxed) => {
+                run_claimable(self, ticket, job.entry, &job.input, inline.index, || {});
+            }
+            Err(e) => {
+                self.settle_early(ticket, e);
+            }
+        }
+    }
+
+    /// Sends call `ticket` of task `task_id` with `input` to the least loaded
+    /// worker lane as a frame whose runner claims it by compare-and-swap
+    /// (`FLAG_CLAIMABLE`): a call that is not laned, which another thread may
+    /// run first.
+    pub(crate) fn send_claimable(
+        &self,
+        ticket: Ticket,
+        task_id: u64,
+        input: &[u8],
+    ) -> Result<(), CallError> {
+        let lane = self
+            .lanes
+            .iter()
+            .min_by_key(|l| l.in_flight())
+            .expect("a pool has at least one worker lane");
+        let sender = lane.lock();
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(CallError::Closed);
+        }
+        let env = Envelope {
+            call_id: ticket.call_id(),
+            task_id,
+            flags: FLAG_CLAIMABLE,
+        };
+        let copy = |dst: &mut [u8], _: &mut Envelope| dst.copy_from_slice(input);
+        let (_sender, sent) = lane.send_frame(sender, env, input.len(), copy);
+        match sent {
+            Ok(()) => {
+                lane.count_submitted();
+                Ok(())
+            }
+            Err(e) => Err(self.send_error(e)),
+        }
+    }
+
+    /// The error of a call whose frame a worker lane refused.
+    pub(crate) fn send_error(&self, e: TransportError) -> CallError {
+        match e {
+            TransportError::TooLarge { len, max } => PayloadError::TooLarge { len, max }.into(),
+            // A closed ring in an open pool: the lane's worker died and
+            // could not be replaced.
+            TransportError::Closed if !self.closed.load(Ordering::Acquire) => CallError::WorkerLost,
+            _ => CallError::Closed,
         }
     }
 

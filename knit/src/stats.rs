@@ -18,9 +18,10 @@ pub(crate) enum FailureKind {
     QueueFull,
     TooManyInFlight,
     WorkerLost,
+    WouldDeadlock,
 }
 
-const KINDS: usize = 10;
+const KINDS: usize = 11;
 
 impl FailureKind {
     pub(crate) fn of(e: &CallError) -> Self {
@@ -35,6 +36,7 @@ impl FailureKind {
             CallError::QueueFull => FailureKind::QueueFull,
             CallError::TooManyInFlight { .. } => FailureKind::TooManyInFlight,
             CallError::WorkerLost => FailureKind::WorkerLost,
+            CallError::WouldDeadlock => FailureKind::WouldDeadlock,
         }
     }
 }
@@ -117,6 +119,7 @@ pub(crate) fn sum<'a>(counters: impl IntoIterator<Item = &'a Counters>) -> (u64,
             queue_full: f(FailureKind::QueueFull),
             too_many_in_flight: f(FailureKind::TooManyInFlight),
             worker_lost: f(FailureKind::WorkerLost),
+            would_deadlock: f(FailureKind::WouldDeadlock),
         },
     )
 }
@@ -145,6 +148,8 @@ pub struct FailedCounts {
     pub too_many_in_flight: u64,
     /// `CallError::WorkerLost`.
     pub worker_lost: u64,
+    /// `CallError::WouldDeadlock`.
+    pub would_deadlock: u64,
 }
 
 impl FailedCounts {
@@ -160,6 +165,7 @@ impl FailedCounts {
             + self.queue_full
             + self.too_many_in_flight
             + self.worker_lost
+            + self.would_deadlock
     }
 }
 
@@ -314,6 +320,9 @@ pub(crate) struct PoolCounters {
     pub outcomes: Counters,
     /// Calls refused before they were accepted (also counted in `outcomes`).
     pub refused: AtomicU64,
+    /// Results a worker delivered (and counted as completed) that the caller
+    /// could not decode as the type it asked for: failed, of kind `payload`.
+    pub misread: AtomicU64,
     pub stuck_lanes: AtomicU64,
     pub lost_workers: AtomicU64,
 }
@@ -323,6 +332,7 @@ impl PoolCounters {
         PoolCounters {
             outcomes: Counters::new(),
             refused: AtomicU64::new(0),
+            misread: AtomicU64::new(0),
             stuck_lanes: AtomicU64::new(0),
             lost_workers: AtomicU64::new(0),
         }
@@ -331,6 +341,11 @@ impl PoolCounters {
     /// Counts an outcome settled by someone other than a lane's worker.
     pub(crate) fn settled(&self, kind: Option<FailureKind>) {
         self.outcomes.settled(kind);
+    }
+
+    /// Counts a result the caller could not decode (see `misread`).
+    pub(crate) fn count_misread(&self) {
+        self.misread.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a call refused before it was accepted, and hands its error back.

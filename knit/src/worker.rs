@@ -1,5 +1,6 @@
 //! A worker thread: drains its lane's requests, runs each task, settles its call.
 
+use std::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,6 +23,73 @@ pub(crate) const FLAG_ENCODE_FAILED: u32 = 1;
 /// may meet it too; it is claimed by compare-and-swap.
 pub(crate) const FLAG_REDELIVERED: u32 = 1 << 1;
 
+/// Request flag: the call is not laned (see `table`'s module docs): its runner
+/// claims it by compare-and-swap, because another thread may run it first
+/// (an inline call moved to a worker lane, or a call a worker made, which
+/// that worker runs itself if it waits for it first).
+pub(crate) const FLAG_CLAIMABLE: u32 = 1 << 2;
+
+thread_local! {
+    /// The pool this thread is a worker of (null if none), with its lane's
+    /// index and number and the worker's status.
+    static WORKER_OF: Cell<Here> = const { Cell::new(NOBODY) };
+}
+
+#[derive(Clone, Copy)]
+struct Here {
+    pool: *const Shared,
+    index: usize,
+    number: usize,
+    status: *const WorkerStatus,
+}
+
+/// What [`WORKER_OF`] holds on a thread that is no pool's worker.
+const NOBODY: Here = Here {
+    pool: std::ptr::null(),
+    index: 0,
+    number: 0,
+    status: std::ptr::null(),
+};
+
+/// A worker thread of a pool, as seen from a call of that pool.
+pub(crate) struct WorkerHere {
+    /// Its lane's index among the worker lanes.
+    pub index: usize,
+    /// Its lane's number in the balancer's view.
+    pub number: usize,
+    /// Whether the lane has a new worker (its queue moved there).
+    pub retired: bool,
+}
+
+/// Clears this thread's [`WORKER_OF`] when dropped.
+struct Leaving;
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        WORKER_OF.with(|w| w.set(NOBODY));
+    }
+}
+
+/// What this thread is to `shared`'s pool, if it is one of its workers.
+#[inline]
+pub(crate) fn on_this_thread(shared: &Shared) -> Option<WorkerHere> {
+    let here = WORKER_OF.with(Cell::get);
+    if !std::ptr::eq(here.pool, shared) {
+        return None;
+    }
+    // SAFETY: `status` was set by this thread's worker loop from the status
+    // its context holds for as long as the thread runs the loop; the pointer
+    // matched this pool, so the loop (which set both) is still running:
+    // the pool's state cannot have been freed and reused meanwhile, because
+    // the loop holds it.
+    let retired = unsafe { &*here.status }.is_retired();
+    Some(WorkerHere {
+        index: here.index,
+        number: here.number,
+        retired,
+    })
+}
+
 /// How many requests a worker takes per drain (their ring space is released together).
 const DRAIN_BATCH: usize = 32;
 
@@ -37,6 +105,17 @@ pub(crate) struct WorkerContext {
 }
 
 pub(crate) fn worker_loop(mut end: WorkerEnd, cx: WorkerContext) {
+    WORKER_OF.with(|w| {
+        w.set(Here {
+            pool: Arc::as_ptr(&cx.shared),
+            index: cx.index,
+            number: cx.number,
+            status: Arc::as_ptr(&cx.status),
+        })
+    });
+    // However the loop ends (unwinding included), the thread stops being
+    // this pool's worker before the context that keeps the pool alive goes.
+    let _here = Leaving;
     let watch = DeathWatch { cx: &cx };
     // Reused for every result, so small results cost no allocation.
     let mut scratch = Vec::new();
@@ -60,8 +139,12 @@ pub(crate) fn worker_loop(mut end: WorkerEnd, cx: WorkerContext) {
                     .ok_or_else(|| CallError::UnknownTask(format!("id {:#018x}", env.task_id)))
             };
             let ticket = Ticket::from_call_id(env.call_id);
-            let met = Met::Laned {
-                redelivered: env.flags & FLAG_REDELIVERED != 0,
+            let met = if env.flags & FLAG_CLAIMABLE != 0 {
+                Met::Claimable
+            } else {
+                Met::Laned {
+                    redelivered: env.flags & FLAG_REDELIVERED != 0,
+                }
             };
             run_call(&cx, lane, &mut scratch, ticket, task, frame.payload(), met);
         });
@@ -99,7 +182,7 @@ fn serve_queue(
         match queue.pop() {
             Some(job) => {
                 let (ticket, entry) = (job.ticket, Ok(job.entry));
-                run_call(cx, lane, scratch, ticket, entry, &job.input, Met::Queued);
+                run_call(cx, lane, scratch, ticket, entry, &job.input, Met::Claimable);
             }
             None if queue.is_finished() => return,
             None => queue.wait(spin),
@@ -112,8 +195,9 @@ fn serve_queue(
 enum Met {
     /// In its lane's ring: the call is laned (see `table`'s module docs).
     Laned { redelivered: bool },
-    /// In the pool's shared queue: claimed by compare-and-swap.
-    Queued,
+    /// In the pool's shared queue, or in its ring as a claimable frame
+    /// (`FLAG_CLAIMABLE`): claimed by compare-and-swap.
+    Claimable,
 }
 
 /// Claims a call this worker met, or returns `None` if it must not run

@@ -389,6 +389,18 @@ impl CallTable {
         }
     }
 
+    /// The worker lane `t` is queued on, if it is a laned call that no
+    /// runner has claimed or skipped and nobody has settled. (A lane's own
+    /// worker runs a laned call without marking the state, so this cannot
+    /// tell queued from running; it is asked by that lane's worker itself,
+    /// about a call other than the one it runs.)
+    pub(crate) fn queued_on_lane(&self, t: Ticket) -> Option<u32> {
+        let s = self.word(t.index).load(Ordering::Acquire);
+        let untouched = s & (RUNNING | RESULT | SKIPPED | EARLY | DONE) == 0;
+        (generation(s) == t.gen && s & LANED != 0 && untouched)
+            .then(|| self.links[t.index as usize].load(Ordering::Relaxed))
+    }
+
     /// Claims laned call `t` by compare-and-swap, for a worker that may not be
     /// its only runner (the frame was moved off a replaced lane, or this worker
     /// was retired). False: it must not run (settled early, or another runner

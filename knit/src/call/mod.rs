@@ -1,22 +1,38 @@
-//! `Call<T>`: a call in flight, to wait on, await, abort, cancel or time out.
+//! `Call<T>`: a call in flight, to wait on, await, stop, cancel or time out.
 
-use std::cell::Cell;
-use std::future::Future;
+use std::cell::{Cell, OnceCell};
 use std::marker::PhantomData;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
 use crate::caller::Caller;
 use crate::codec;
-use crate::error::CallError;
+use crate::error::{CallError, PayloadError};
 use crate::pool_ref::PoolRef;
 use crate::registry::TaskEntry;
 use crate::shared::Shared;
 use crate::table::{Outcome, Ticket};
+
+mod cancel;
+mod progress;
+
+use cancel::DeferredCancel;
+pub use cancel::{CancelHandle, Cancelled};
+
+/// How a call in flight travels, which decides who may run it.
+pub(crate) enum Via {
+    /// In a worker lane's ring, run by that lane's worker.
+    Lane,
+    /// In the inline lane, run by whichever calling thread gets to it.
+    Inline,
+    /// Made on one of the pool's own workers (a task calling a task), with
+    /// its encoded argument kept: it is claimed by compare-and-swap, so a
+    /// worker that waits for it runs it itself if nobody has begun to, instead
+    /// of blocking its lane while the call may be queued behind it.
+    Nested(Box<[u8]>),
+}
 
 enum State {
     /// Refused before it was sent (closed pool, payload too large, ...).
@@ -26,8 +42,8 @@ enum State {
     InFlight {
         ticket: Ticket,
         pool: PoolRef,
-        /// Whether the call sits in the inline lane (run by whoever waits for it).
-        inline: bool,
+        entry: &'static TaskEntry,
+        via: Via,
     },
     /// Waiting for room under `max_queue` with `QueuePolicy::Wait`: sent once
     /// waited on or polled and a place is free.
@@ -40,23 +56,14 @@ enum State {
     Taken,
 }
 
-/// What [`Call::cancel`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cancelled {
-    /// The call was still queued: it is settled with `CallError::Aborted` and
-    /// will never run.
-    BeforeRun,
-    /// The call was running: it is settled with `CallError::Aborted`, the task
-    /// sees `has_aborted()`, and its late result is dropped.
-    WhileRunning,
-    /// The call had already settled (or was refused); nothing changed.
-    TooLate,
-}
-
 /// A call in flight. `.wait()` blocks for the result; `.await` gets it without
-/// blocking (it is a plain `Future`, usable under any executor). Dropping a
-/// `Call` does not cancel it (use [`Call::cancel`]); its result is freed when
-/// the task finishes.
+/// blocking (it is a plain `Future`, usable under any executor).
+///
+/// Dropping a `Call` does not cancel it: the call still runs, and its slot and
+/// result are freed when it finishes (opt in to cancelling with
+/// [`Call::cancel_on_drop`]). The one exception is a call still waiting for
+/// room under `max_queue` with `QueuePolicy::Wait`: it was never sent, and a
+/// dropped one never is.
 ///
 /// ```
 /// #[knit::task]
@@ -71,55 +78,55 @@ pub struct Call<T> {
     state: State,
     /// What a timed-out call resolves to (`timeout_or`).
     fallback: Option<T>,
-    /// For a deferred call: its budget's end and whether it was aborted, to
-    /// apply once it is sent.
+    /// For a deferred call: its budget's end and whether it was asked to
+    /// stop, to apply once it is sent.
     pending_deadline: Option<Instant>,
-    pending_abort: Cell<bool>,
-    /// A deferred call was cancelled: it is never sent.
-    pending_cancel: Cell<bool>,
+    pending_stop: Cell<bool>,
+    /// What cancels a deferred call (made when it is first cancelled or
+    /// given a handle): a cancelled one is never sent.
+    deferred_cancel: OnceCell<Arc<DeferredCancel>>,
+    /// Cancel the call if it is dropped before it settles.
+    cancel_on_drop: bool,
     _result: PhantomData<fn() -> T>,
 }
 
 impl<T: DeserializeOwned> Call<T> {
-    pub(crate) fn refused(error: CallError) -> Self {
+    fn with_state(state: State) -> Self {
         Call {
-            state: State::Refused(Some(error)),
+            state,
             fallback: None,
             pending_deadline: None,
-            pending_abort: Cell::new(false),
-            pending_cancel: Cell::new(false),
+            pending_stop: Cell::new(false),
+            deferred_cancel: OnceCell::new(),
+            cancel_on_drop: false,
             _result: PhantomData,
         }
     }
 
-    pub(crate) fn in_flight(ticket: Ticket, shared: &Arc<Shared>, inline: bool) -> Self {
-        Call {
-            state: State::InFlight {
-                ticket,
-                pool: PoolRef::new(shared),
-                inline,
-            },
-            fallback: None,
-            pending_deadline: None,
-            pending_abort: Cell::new(false),
-            pending_cancel: Cell::new(false),
-            _result: PhantomData,
-        }
+    pub(crate) fn refused(error: CallError) -> Self {
+        Self::with_state(State::Refused(Some(error)))
+    }
+
+    pub(crate) fn in_flight(
+        ticket: Ticket,
+        shared: &Arc<Shared>,
+        entry: &'static TaskEntry,
+        via: Via,
+    ) -> Self {
+        Self::with_state(State::InFlight {
+            ticket,
+            pool: PoolRef::new(shared),
+            entry,
+            via,
+        })
     }
 
     pub(crate) fn deferred(shared: Arc<Shared>, entry: &'static TaskEntry, input: Vec<u8>) -> Self {
-        Call {
-            state: State::Deferred {
-                shared,
-                entry,
-                input,
-            },
-            fallback: None,
-            pending_deadline: None,
-            pending_abort: Cell::new(false),
-            pending_cancel: Cell::new(false),
-            _result: PhantomData,
-        }
+        Self::with_state(State::Deferred {
+            shared,
+            entry,
+            input,
+        })
     }
 
     /// Sends a deferred call whose `max_queue` place was just taken.
@@ -132,6 +139,16 @@ impl<T: DeserializeOwned> Call<T> {
         else {
             return;
         };
+        // Held while sending, so a cancel handle either sees the call
+        // cancelled before it is sent or cancels the call it became.
+        let handles = self.deferred_cancel.get().map(|d| d.lock());
+        if handles.as_ref().is_some_and(|h| h.cancelled()) {
+            if let Some(admission) = &shared.table.admission {
+                admission.release();
+            }
+            self.state = State::Refused(Some(shared.stats.refuse(CallError::Aborted)));
+            return;
+        }
         let caller = Caller {
             shared: shared.clone(),
         };
@@ -144,13 +161,18 @@ impl<T: DeserializeOwned> Call<T> {
                 if let Some(at) = self.pending_deadline {
                     shared.arm_deadline(ticket, at);
                 }
-                if self.pending_abort.get() {
+                if self.pending_stop.get() {
                     shared.table.abort(ticket);
                 }
+                if let Some(mut handles) = handles {
+                    handles.sent(shared.clone(), ticket);
+                }
+                let via = if inline { Via::Inline } else { Via::Lane };
                 State::InFlight {
                     ticket,
                     pool: PoolRef::new(&shared),
-                    inline,
+                    entry,
+                    via,
                 }
             }
             Err(e) => State::Refused(Some(shared.stats.refuse(e))),
@@ -176,7 +198,11 @@ impl<T: DeserializeOwned> Call<T> {
 
     /// Whether a deferred call was settled before it got a place.
     fn deferred_settled(&mut self) -> bool {
-        if self.pending_cancel.get() {
+        if self
+            .deferred_cancel
+            .get()
+            .is_some_and(|d| d.lock().cancelled())
+        {
             self.drop_deferred(CallError::Aborted);
             return true;
         }
@@ -189,6 +215,10 @@ impl<T: DeserializeOwned> Call<T> {
 
     /// Blocks until the call settles: spins briefly, then sleeps. While waiting,
     /// the thread runs queued inline-lane calls, if the pool has an inline lane.
+    ///
+    /// On one of the pool's own worker threads (a task waiting for a call it
+    /// made), the worker runs the call itself if nobody has begun to, so a
+    /// task can wait for the tasks it calls without blocking its lane.
     pub fn wait(mut self) -> Result<T, CallError> {
         if matches!(self.state, State::Deferred { .. }) && !self.deferred_settled() {
             let until = self.pending_deadline;
@@ -198,7 +228,7 @@ impl<T: DeserializeOwned> Call<T> {
                 self.drop_deferred(CallError::Timeout);
             }
         }
-        self.run_own_inline();
+        self.before_blocking(None);
         if let Some((ticket, shared)) = self.held() {
             shared
                 .table
@@ -208,7 +238,9 @@ impl<T: DeserializeOwned> Call<T> {
     }
 
     /// Like [`Call::wait`], but gives up after `limit`, handing the call back
-    /// (still in flight) if it has not settled by then.
+    /// (still in flight) if it has not settled by then. With an inline lane,
+    /// it starts no queued inline call once `limit` has passed (one it has
+    /// started runs to its end: a task cannot be interrupted).
     ///
     /// ```
     /// #[knit::task]
@@ -232,13 +264,12 @@ impl<T: DeserializeOwned> Call<T> {
                 return Err(self);
             }
         }
-        self.run_own_inline();
+        self.before_blocking(Some(until));
         if let Some((ticket, shared)) = self.held() {
+            let help = || Instant::now() < until && shared.help_inline();
             let settled = shared
                 .table
-                .wait(ticket, shared.caller_spin, Some(until), || {
-                    shared.help_inline()
-                });
+                .wait(ticket, shared.caller_spin, Some(until), help);
             if !settled {
                 return Err(self);
             }
@@ -255,67 +286,11 @@ impl<T: DeserializeOwned> Call<T> {
         }
     }
 
-    /// Signals the task to stop: it sees `TaskCx::has_aborted()`. The call still
-    /// settles with whatever the task returns (typically its own error).
-    ///
-    /// ```
-    /// #[knit::task]
-    /// fn spin_until_aborted(_: (), cx: &knit::TaskCx) -> Result<(), String> {
-    ///     while !cx.has_aborted() { std::hint::spin_loop(); }
-    ///     Err("aborted".into())
-    /// }
-    ///
-    /// let pool = knit::create_pool(knit::PoolOptions { threads: 1, ..Default::default() }).unwrap();
-    /// let call = pool.call.spin_until_aborted(());
-    /// call.abort();
-    /// assert_eq!(call.wait(), Err(knit::CallError::Task("aborted".into())));
-    /// ```
-    pub fn abort(&self) {
-        match (self.held(), &self.state) {
-            (Some((ticket, shared)), _) => shared.table.abort(ticket),
-            (None, State::Deferred { .. }) => self.pending_abort.set(true),
-            _ => {}
-        }
-    }
-
-    /// Settles the call now with `CallError::Aborted` (unless it already
-    /// settled) and signals the task. A call cancelled while queued never runs.
-    ///
-    /// ```
-    /// use knit::Cancelled;
-    ///
-    /// #[knit::task]
-    /// fn slow(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
-    ///
-    /// let pool = knit::create_pool(knit::PoolOptions { threads: 1, ..Default::default() }).unwrap();
-    /// let first = pool.call.slow(100);
-    /// let second = pool.call.slow(100); // queued behind `first`
-    /// assert_eq!(second.cancel(), Cancelled::BeforeRun);
-    /// assert_eq!(second.wait(), Err(knit::CallError::Aborted));
-    /// assert_eq!(first.wait(), Ok(()));
-    /// ```
-    pub fn cancel(&self) -> Cancelled {
-        if let State::Deferred { .. } = &self.state {
-            return if self.pending_cancel.replace(true) {
-                Cancelled::TooLate
-            } else {
-                Cancelled::BeforeRun
-            };
-        }
-        match self.held() {
-            Some((ticket, shared)) => match shared.settle_early(ticket, CallError::Aborted) {
-                Some(was_running) if was_running => Cancelled::WhileRunning,
-                Some(_) => Cancelled::BeforeRun,
-                None => Cancelled::TooLate,
-            },
-            None => Cancelled::TooLate,
-        }
-    }
-
     /// Gives the call a budget of `budget` from now (which is when it was made,
     /// when chained onto the call): once it runs out, the call settles with
-    /// `CallError::Timeout`, the task sees `has_aborted()`, and its late result is
-    /// dropped. Time spent queued counts. Overrides a `#[task(timeout_ms)]` default.
+    /// `CallError::Timeout`, the task sees `stop_requested()`, and its late
+    /// result is dropped. Time spent queued counts. Overrides a
+    /// `#[task(timeout_ms)]` default.
     ///
     /// ```
     /// #[knit::task]
@@ -358,27 +333,30 @@ impl<T: DeserializeOwned> Call<T> {
         }
     }
 
-    /// A call in the inline lane is run by whoever waits for it: run the lane's
-    /// queue up to and including this call before waiting or polling.
-    fn run_own_inline(&self) {
-        if let (State::InFlight { inline: true, .. }, Some((ticket, shared))) =
-            (&self.state, self.held())
-        {
-            shared.run_inline_until(ticket);
-        }
-    }
-
     /// Hands out the outcome of a settled (or refused) call and frees its slot.
     fn take_outcome(&mut self) -> Result<T, CallError> {
         let outcome = match std::mem::replace(&mut self.state, State::Taken) {
             State::Refused(e) => Err(e.expect("a refused call is taken once")),
-            State::InFlight { ticket, pool, .. } => {
+            State::InFlight {
+                ticket,
+                pool,
+                entry,
+                ..
+            } => {
                 // SAFETY: the slot is still held: it is released by this
                 // `take` (the state was moved out, so nothing uses `pool` after).
-                let (outcome, released) = unsafe { pool.get() }.table.take(ticket);
+                let shared = unsafe { pool.get() };
+                let (outcome, released) = shared.table.take(ticket);
+                let decoded = decode(outcome, entry);
+                if matches!(decoded, Err((_, true))) {
+                    // A runner's result (so the runner is done with the slot
+                    // and this caller freed it: the state lives until
+                    // `released` goes) that the worker counted as completed.
+                    shared.stats.count_misread();
+                }
                 // After the table's last use: this may free the pool.
                 drop(released);
-                decode(outcome)
+                decoded.map_err(|(e, _)| e)
             }
             State::Deferred { .. } => unreachable!("a deferred call is sent before it is taken"),
             State::Taken => panic!("Call polled after it completed"),
@@ -403,7 +381,12 @@ impl<T> Call<T> {
     }
 }
 
-fn decode<T: DeserializeOwned>(outcome: Outcome) -> Result<T, CallError> {
+/// A call's value from its outcome; an error says whether it is the
+/// caller's own misreading of a result the task did deliver.
+fn decode<T: DeserializeOwned>(
+    outcome: Outcome,
+    entry: &TaskEntry,
+) -> Result<T, (CallError, bool)> {
     let bytes = match &outcome {
         Outcome::Small { len, bytes } => &bytes[..*len as usize],
         Outcome::Bytes(bytes) => bytes,
@@ -411,44 +394,45 @@ fn decode<T: DeserializeOwned>(outcome: Outcome) -> Result<T, CallError> {
             let Outcome::Failed(e) = outcome else {
                 unreachable!()
             };
-            return Err(e);
+            return Err((e, false));
         }
     };
-    codec::decode(bytes).map_err(CallError::Payload)
+    codec::decode(bytes).map_err(|e| {
+        let e = match e {
+            PayloadError::Decode(why) => PayloadError::Decode(format!(
+                "the result of task {} as {}: {why}",
+                entry.path(),
+                std::any::type_name::<T>()
+            )),
+            other => other,
+        };
+        (CallError::Payload(e), true)
+    })
 }
 
 // `Call` never pins its fields (it only moves them out), so it is `Unpin`
 // whatever `T` is.
 impl<T> Unpin for Call<T> {}
 
-impl<T: DeserializeOwned> Future for Call<T> {
-    type Output = Result<T, CallError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        if matches!(this.state, State::Deferred { .. }) && !this.deferred_settled() {
-            if this.admit(|a| a.poll_acquire(cx.waker())) {
-                this.send_deferred();
-            } else {
-                return Poll::Pending;
-            }
-        }
-        this.run_own_inline();
-        if let Some((ticket, shared)) = this.held() {
-            if !shared.table.is_done(ticket) && shared.table.register(ticket, cx.waker()) {
-                return Poll::Pending;
-            }
-        }
-        Poll::Ready(this.take_outcome())
-    }
-}
-
 impl<T> Drop for Call<T> {
     fn drop(&mut self) {
-        if let State::InFlight { ticket, pool, .. } = &self.state {
+        if let Some(d) = self.deferred_cancel.get() {
+            d.lock().gone();
+        }
+        if let State::InFlight {
+            ticket, pool, via, ..
+        } = &self.state
+        {
             // SAFETY: the slot is still held (an `InFlight` call releases it
             // only here or in `take_outcome`, which leaves another state).
-            let released = unsafe { pool.get() }.table.release(*ticket);
+            let shared = unsafe { pool.get() };
+            if self.cancel_on_drop {
+                shared.settle_early(*ticket, CallError::Aborted);
+            } else if let Via::Inline = via {
+                // Nobody would run it: a dropped call still runs.
+                shared.forward_inline(*ticket);
+            }
+            let released = shared.table.release(*ticket);
             // After the table's last use: this may free the pool.
             drop(released);
         }
