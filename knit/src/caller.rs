@@ -153,7 +153,7 @@ impl Caller {
         let kept: Box<[u8]> = job.input.as_slice().into();
         let sent = match &shared.queue {
             Some(queue) => queue.push(job).map_err(|_| CallError::Closed),
-            None => shared.send_claimable(ticket, entry.id, &job.input),
+            None => shared.send_claimable(ticket, entry.id, &job.input, true),
         };
         match sent {
             Ok(()) => Ok(Sent::InFlight(ticket, Via::Nested(kept))),

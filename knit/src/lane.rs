@@ -269,6 +269,14 @@ impl ThreadLane {
         self.accepted.store(a, Ordering::Relaxed);
     }
 
+    /// Records a call moved here from the inline lane, which accepted it
+    /// (while holding the lock, as [`ThreadLane::count_submitted`]).
+    #[inline]
+    pub(crate) fn count_moved_in(&self) {
+        let n = self.submitted.load(Ordering::Relaxed) + 1;
+        self.submitted.store(n, Ordering::Relaxed);
+    }
+
     pub(crate) fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
     }

@@ -210,7 +210,7 @@ impl Shared {
         let Some(job) = inline.remove(ticket) else {
             return;
         };
-        match self.send_claimable(ticket, job.entry.id, &job.input) {
+        match self.send_claimable(ticket, job.entry.id, &job.input, false) {
             Ok(()) => {}
             // The pool is shutting down and its rings are closed, but it
             // still runs what it accepted (unless `shutdown_now` halted it).
@@ -226,12 +226,13 @@ impl Shared {
     /// Sends call `ticket` of task `task_id` with `input` to the least loaded
     /// worker lane as a frame whose runner claims it by compare-and-swap
     /// (`FLAG_CLAIMABLE`): a call that is not laned, which another thread may
-    /// run first.
+    /// run first. `fresh`: a new call (not one another lane accepted).
     pub(crate) fn send_claimable(
         &self,
         ticket: Ticket,
         task_id: u64,
         input: &[u8],
+        fresh: bool,
     ) -> Result<(), CallError> {
         let lane = self
             .lanes
@@ -250,8 +251,12 @@ impl Shared {
         let copy = |dst: &mut [u8], _: &mut Envelope| dst.copy_from_slice(input);
         let (_sender, sent) = lane.send_frame(sender, env, input.len(), copy);
         match sent {
-            Ok(()) => {
+            Ok(()) if fresh => {
                 lane.count_submitted();
+                Ok(())
+            }
+            Ok(()) => {
+                lane.count_moved_in();
                 Ok(())
             }
             Err(e) => Err(self.send_error(e)),

@@ -130,7 +130,7 @@ pub(crate) fn worker_loop(mut end: WorkerEnd, cx: WorkerContext) {
             let env = frame.envelope();
             let task = if env.flags & FLAG_ENCODE_FAILED != 0 {
                 Err(CallError::Payload(PayloadError::Encode(
-                    "the argument's Serialize impl failed while writing".into(),
+                    "the argument's Serialize failed (or panicked) while writing it".into(),
                 )))
             } else {
                 cx.shared
