@@ -59,6 +59,8 @@ mod membarrier {
         // compiler barriers, which no fence here can make up for: carrying on
         // could lose a wake-up (a hang) or run a cancelled call, so stop.
         if let Err(e) = membarrier(MembarrierCommand::PrivateExpedited) {
+            // Straight to stderr, not to a `tracing` subscriber: the process
+            // aborts on the next line, before a subscriber could flush.
             eprintln!("knit-transport: membarrier failed after registration ({e}); aborting");
             std::process::abort();
         }

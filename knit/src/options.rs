@@ -55,13 +55,18 @@ impl Default for Inliner {
 /// ```
 #[derive(Clone)]
 pub struct PoolOptions {
-    /// Worker threads (default: the machine's online cores − 1, at least 1).
+    /// Worker threads (default: one fewer than the CPUs the process may use,
+    /// at least 1). "May use" is the process's CPU set (`taskset`, a
+    /// container's cpuset) capped by its cgroup CPU quota (a container's
+    /// `--cpus`), as the process was started: a thread that pins itself
+    /// later does not shrink it (on Linux the set is read before `main`).
     pub threads: usize,
-    /// Pin worker `i` to online core `(i + 1) % cores` (default: on when the
-    /// machine has more online cores than workers; skipped quietly where
-    /// pinning is unavailable). Unpinned workers inherit the affinity of the
-    /// thread that creates the pool, so a caller pinned to one core that turns
-    /// this off confines its workers to that core too.
+    /// Pin worker `i` to CPU `(i + 1) % n` of the process's CPU set of `n`
+    /// CPUs (default: on when that set has more CPUs than workers; skipped
+    /// quietly where pinning is unavailable). Workers are never pinned
+    /// outside the set. Unpinned workers inherit the affinity of the thread
+    /// that creates the pool, so a caller pinned to one core that turns this
+    /// off confines its workers to that core too.
     pub pin: bool,
     /// How calls are spread over lanes.
     pub balancer: Balancer,
@@ -73,10 +78,17 @@ pub struct PoolOptions {
     /// least the machine's online cores, a waiting caller shares its core with
     /// a worker, so it yields the core between looks instead of keeping it.
     pub caller_spin: Duration,
-    /// Largest encoded argument or result (default 16 MiB).
+    /// Largest encoded argument or result (default 16 MiB; at most
+    /// `u32::MAX` bytes, one byte short of 4 GiB).
     pub max_payload_bytes: usize,
-    /// Bytes of each lane's request ring (a power of two; default 64 KiB).
+    /// Bytes of each lane's request ring (a power of two from 1 KiB to
+    /// 1 GiB; default 64 KiB).
     pub ring_bytes: usize,
+    /// Stack size of each worker thread (default 8 MiB, at least 64 KiB;
+    /// untouched pages cost no memory). Tasks run on it, and so do the
+    /// decoding of their arguments and the encoding of their results, whose
+    /// nesting depth knit limits (see [`crate::MAX_DEPTH`]).
+    pub stack_size: usize,
     /// Calls that can be in flight at once: the size of the pool's call table
     /// and of its abort-flag bitmap (default 65,536). A call made when all are in
     /// use fails at once with `CallError::TooManyInFlight`.
@@ -120,27 +132,20 @@ pub enum QueuePolicy {
     Wait,
 }
 
-/// The machine's online cores. Not `available_parallelism`: that reports the
-/// *calling thread's* affinity, which is one core when the caller has pinned
-/// itself, and would then give a pinned caller one unpinned worker sharing
-/// its core.
-pub(crate) fn online_cores() -> usize {
-    crate::affinity::all_cores().len().max(1)
-}
-
 impl Default for PoolOptions {
     fn default() -> Self {
-        let cores = online_cores();
-        let threads = cores.saturating_sub(1).max(1);
+        let budget = crate::affinity::budget();
+        let threads = crate::affinity::default_threads(budget);
         PoolOptions {
             threads,
-            pin: cores > threads,
+            pin: budget.allowed.len() > threads,
             balancer: Balancer::RoundRobin,
             inliner: None,
             worker_spin: Duration::from_micros(50),
             caller_spin: Duration::from_micros(50),
             max_payload_bytes: 16 * 1024 * 1024,
             ring_bytes: 64 * 1024,
+            stack_size: 8 << 20,
             max_in_flight: 1 << 16,
             max_queue: None,
             queue_policy: QueuePolicy::Reject,
@@ -162,6 +167,7 @@ impl std::fmt::Debug for PoolOptions {
             .field("caller_spin", &self.caller_spin)
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("ring_bytes", &self.ring_bytes)
+            .field("stack_size", &self.stack_size)
             .field("max_in_flight", &self.max_in_flight)
             .field("max_queue", &self.max_queue)
             .field("queue_policy", &self.queue_policy)
@@ -177,9 +183,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_count_the_machine_not_a_pinned_callers_affinity() {
-        let online = crate::affinity::all_cores();
-        let Some(&first) = online.first() else {
+    fn defaults_count_the_process_not_a_pinned_callers_affinity() {
+        let budget = crate::affinity::budget();
+        let Some(&first) = budget.allowed.first() else {
             return;
         };
         // A caller pinned to one core: `available_parallelism` would say 1.
@@ -189,7 +195,7 @@ mod tests {
         })
         .join()
         .unwrap();
-        assert_eq!(opts.threads, online.len().saturating_sub(1).max(1));
-        assert_eq!(opts.pin, online.len() > opts.threads);
+        assert_eq!(opts.threads, budget.parallelism.saturating_sub(1).max(1));
+        assert_eq!(opts.pin, budget.allowed.len() > opts.threads);
     }
 }

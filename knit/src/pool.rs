@@ -13,7 +13,7 @@ use crate::caller::Caller;
 use crate::error::{CallError, PoolError};
 use crate::inline::InlineLane;
 use crate::lane::ThreadLane;
-use crate::options::{online_cores, InlinePosition, PoolOptions};
+use crate::options::{InlinePosition, PoolOptions};
 use crate::registry::Registry;
 use crate::shared::{Route, Shared};
 use crate::stats::{self, Histogram, LaneStats, PoolStats};
@@ -47,7 +47,13 @@ pub fn create_pool(options: PoolOptions) -> Result<Pool, PoolError> {
         return invalid("threads must be at least 1");
     }
     if options.max_payload_bytes == 0 || options.max_payload_bytes > u32::MAX as usize {
-        return invalid("max_payload_bytes must be in 1..=4 GiB");
+        return invalid("max_payload_bytes must be in 1..=u32::MAX (4 GiB - 1 byte)");
+    }
+    if !options.ring_bytes.is_power_of_two() || !(1 << 10..=1 << 30).contains(&options.ring_bytes) {
+        return invalid("ring_bytes must be a power of two from 1 KiB to 1 GiB");
+    }
+    if options.stack_size < 64 << 10 {
+        return invalid("stack_size must be at least 64 KiB");
     }
     if options.max_in_flight == 0 || options.max_in_flight >= (1 << 31) {
         return invalid("max_in_flight must be in 1..2^31");
@@ -75,8 +81,9 @@ pub fn create_pool(options: PoolOptions) -> Result<Pool, PoolError> {
     let inline = options
         .inliner
         .map(|i| InlineLane::new(i.batch_size, i.dispatch_threshold, inline_index));
+    let budget = crate::affinity::budget();
     let cores = if options.pin {
-        crate::affinity::all_cores()
+        budget.allowed.clone()
     } else {
         Vec::new()
     };
@@ -92,13 +99,14 @@ pub fn create_pool(options: PoolOptions) -> Result<Pool, PoolError> {
         options.balancer.clone(),
         CallerSpin {
             budget: options.caller_spin,
-            yields: options.threads >= online_cores(),
+            yields: options.threads >= budget.parallelism,
         },
         options.max_payload_bytes,
         lane_config,
         cores,
         options.hard_timeout,
         options.timing,
+        options.stack_size,
     );
     for index in 0..options.threads {
         let (producer, end, responses) = shared.open_lane()?;

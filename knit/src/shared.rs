@@ -66,6 +66,8 @@ pub(crate) struct Shared {
     pub hard_timeout: Option<Duration>,
     /// Whether calls are timed (wait/run histograms, busy time).
     pub timing: bool,
+    /// Each worker thread's stack size.
+    pub stack_size: usize,
     pub stats: PoolCounters,
     /// Tests only: every worker spawn for this pool fails (see `fault`).
     #[cfg(test)]
@@ -106,6 +108,7 @@ impl Shared {
         cores: Vec<CoreId>,
         hard_timeout: Option<Duration>,
         timing: bool,
+        stack_size: usize,
     ) -> Self {
         let queue = matches!(balancer, Balancer::Shared).then(SharedQueue::new);
         // The shared queue replaces routing, the inline lane included.
@@ -129,6 +132,7 @@ impl Shared {
             cores,
             hard_timeout,
             timing,
+            stack_size,
             stats: PoolCounters::new(),
             #[cfg(test)]
             refuse_spawns: AtomicBool::new(false),
@@ -421,6 +425,7 @@ impl Shared {
         };
         std::thread::Builder::new()
             .name(format!("knit-worker-{index}"))
+            .stack_size(self.stack_size)
             .spawn(move || {
                 if let Some(core) = core {
                     core_affinity::set_for_current(core);
@@ -457,7 +462,7 @@ impl Shared {
                 // closed (under the lock, so no call slips in after the look
                 // below), later sends to it fail with `WorkerLost`, and the
                 // calls in it fail the same way and give their slots back.
-                eprintln!("knit: cannot replace lane {index}: {e}");
+                tracing::error!(lane = index, ?cause, error = %e, "knit: cannot replace the lane's worker");
                 if cause == LaneCause::WorkerDied {
                     sender.producer.region().close();
                     let mut lost = Vec::new();
@@ -489,7 +494,7 @@ impl Shared {
             }
         });
         if let Err(e) = salvaged {
-            eprintln!("knit: lane {index}: some queued calls could not be moved: {e}");
+            tracing::error!(lane = index, error = %e, "knit: some calls queued on a replaced lane could not be moved");
         }
         drop(old); // closes the old ring: a resumed old worker drains it and exits
         if self.closed.load(Ordering::Acquire) {
@@ -498,6 +503,12 @@ impl Shared {
         lane.reset_submitted(moved);
         drop(lane.set_handle(handle)); // the old thread is detached
         lane.restarts.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            lane = index,
+            ?cause,
+            moved,
+            "knit: the lane has a new worker"
+        );
         match cause {
             LaneCause::WorkerDied => &self.stats.lost_workers,
             LaneCause::Stuck => &self.stats.stuck_lanes,

@@ -160,7 +160,7 @@ pub(crate) fn worker_loop(mut end: WorkerEnd, cx: WorkerContext) {
                 // A corrupt ring cannot be trusted again; the calls in it are lost to
                 // this lane. In-process rings are only written by knit itself, so this
                 // is a bug, reported loudly.
-                eprintln!("knit: worker lane stopped: {e}");
+                tracing::error!(lane = cx.index, error = %e, "knit: corrupt request ring; the lane's worker stops");
                 break;
             }
         }

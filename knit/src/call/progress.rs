@@ -76,10 +76,11 @@ impl<T: DeserializeOwned> Call<T> {
             Via::Nested(input) => {
                 run_claimable(shared, *ticket, entry, input, here.number, || {});
             }
-            Via::Lane if !here.retired => {
-                if shared.table.queued_on_lane(*ticket) == Some(here.index as u32) {
-                    shared.settle_early(*ticket, CallError::WouldDeadlock);
-                }
+            Via::Lane
+                if !here.retired
+                    && shared.table.queued_on_lane(*ticket) == Some(here.index as u32) =>
+            {
+                shared.settle_early(*ticket, CallError::WouldDeadlock);
             }
             _ => {}
         }
