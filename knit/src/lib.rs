@@ -62,6 +62,7 @@ pub use call::{Call, Cancelled};
 pub use caller::Caller;
 pub use cx::TaskCx;
 pub use error::{CallError, PayloadError, PoolError};
+#[doc = include_str!("../docs/task.md")]
 pub use knit_macros::task;
 pub use options::{InlinePosition, Inliner, PoolOptions, QueuePolicy};
 pub use pool::{create_pool, Pool};
