@@ -126,7 +126,7 @@ fn check(
                 UNTIL_ABORTED => "aborted".to_string(),
                 _ => bad("unexpected task error"),
             };
-            if *msg != expected {
+            if msg.message() != expected {
                 bad("wrong task error");
             }
         }

@@ -106,7 +106,7 @@ fn abort_signals_the_task_and_still_delivers_its_result() {
     }
     call.request_stop();
     match call.wait() {
-        Err(CallError::Task(msg)) => assert!(msg.starts_with("stopped at "), "{msg}"),
+        Err(CallError::Task(e)) => assert!(e.message().starts_with("stopped at "), "{e}"),
         other => panic!("expected the task's own error, got {other:?}"),
     }
 }

@@ -10,10 +10,9 @@ use proc_macro::TokenStream;
 
 /// Registers a function as a knit task and generates `pool.call.<name>(arg)`.
 ///
-/// ```ignore
-/// #[knit::task]
-/// fn add(pair: (i64, i64)) -> i64 { pair.0 + pair.1 }
-/// ```
+/// Use it as `knit::task`, whose documentation is the reference (arguments,
+/// results and errors, async tasks, the options `no_inline`, `timeout_ms = N`,
+/// `fallible` and `crate = path`, and how `by_name` names a task).
 #[proc_macro_attribute]
 pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(item as syn::ItemFn);

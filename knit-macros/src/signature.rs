@@ -2,7 +2,7 @@
 
 use proc_macro2::TokenStream;
 use syn::parse::Parser;
-use syn::{FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type};
+use syn::{FnArg, ItemFn, ReturnType, Type};
 
 /// Options written inside `#[task(...)]`.
 #[derive(Default)]
@@ -11,6 +11,12 @@ pub(crate) struct TaskOptions {
     pub no_inline: bool,
     /// `timeout_ms = N`: the default budget of every call of this task.
     pub timeout_ms: Option<u64>,
+    /// `crate = path` (or `crate = "path"`): where knit is, for a renamed
+    /// dependency or a re-export; `::knit` otherwise.
+    pub krate: Option<syn::Path>,
+    /// `fallible` / `fallible = bool`: whether the return type is a `Result`
+    /// whose `Err` is the task's error, overriding the guess from its name.
+    pub fallible: Option<bool>,
 }
 
 impl TaskOptions {
@@ -28,12 +34,40 @@ impl TaskOptions {
                 }
                 options.timeout_ms = Some(ms);
                 Ok(())
+            } else if meta.path.is_ident("crate") {
+                let value = meta.value()?;
+                // Both spellings: linkme's `crate = path` and serde's `crate = "path"`.
+                let path = if value.peek(syn::LitStr) {
+                    value.parse::<syn::LitStr>()?.parse()?
+                } else {
+                    value.call(syn::Path::parse_mod_style)?
+                };
+                options.krate = Some(path);
+                Ok(())
+            } else if meta.path.is_ident("fallible") {
+                let fallible = if meta.input.peek(syn::Token![=]) {
+                    meta.value()?.parse::<syn::LitBool>()?.value
+                } else {
+                    true
+                };
+                options.fallible = Some(fallible);
+                Ok(())
             } else {
-                Err(meta.error("unknown #[task] option (expected `no_inline` or `timeout_ms = N`)"))
+                Err(meta.error(
+                    "unknown #[task] option (expected `no_inline`, `timeout_ms = N`, \
+                     `fallible`, `fallible = false` or `crate = path`)",
+                ))
             }
         });
         parser.parse2(attr)?;
         Ok(options)
+    }
+
+    /// The path the expansion names knit by.
+    pub(crate) fn krate(&self) -> syn::Path {
+        self.krate
+            .clone()
+            .unwrap_or_else(|| syn::parse_quote!(::knit))
     }
 }
 
@@ -41,16 +75,16 @@ impl TaskOptions {
 pub(crate) struct Signature {
     /// The argument's type; `()` for a task without argument.
     pub arg: Option<Type>,
-    /// The value a successful call yields.
+    /// The function's return type (`()` when it has none).
     pub output: Type,
-    /// Whether the function returns `Result<_, E>` (its `Err` becomes `CallError::Task`).
+    /// Whether the return type is a `Result<_, E>` (its `Err` becomes `CallError::Task`).
     pub fallible: bool,
     pub is_async: bool,
     /// Whether the function takes `cx: &TaskCx` as its last parameter.
     pub takes_cx: bool,
 }
 
-pub(crate) fn read(item: &ItemFn) -> syn::Result<Signature> {
+pub(crate) fn read(item: &ItemFn, options: &TaskOptions) -> syn::Result<Signature> {
     let sig = &item.sig;
     if !sig.generics.params.is_empty() {
         return Err(syn::Error::new_spanned(
@@ -78,13 +112,11 @@ pub(crate) fn read(item: &ItemFn) -> syn::Result<Signature> {
              pass a tuple or a struct for more",
         ));
     }
-    let (output, fallible) = match &sig.output {
-        ReturnType::Default => (syn::parse_quote!(()), false),
-        ReturnType::Type(_, ty) => match result_ok_type(ty) {
-            Some(ok) => (ok, true),
-            None => ((**ty).clone(), false),
-        },
+    let output: Type = match &sig.output {
+        ReturnType::Default => syn::parse_quote!(()),
+        ReturnType::Type(_, ty) => (**ty).clone(),
     };
+    let fallible = options.fallible.unwrap_or_else(|| named_result(&output));
     Ok(Signature {
         arg,
         output,
@@ -107,19 +139,10 @@ fn is_task_cx(arg: &FnArg) -> bool {
     matches!(&*r.elem, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "TaskCx"))
 }
 
-/// `T` if `ty` is written `Result<T, E>` (or a `Result<T>` alias), by its last
-/// path segment: the macro sees syntax, not resolved types.
-fn result_ok_type(ty: &Type) -> Option<Type> {
-    let Type::Path(path) = ty else { return None };
-    let last = path.path.segments.last()?;
-    if last.ident != "Result" {
-        return None;
-    }
-    let PathArguments::AngleBracketed(args) = &last.arguments else {
-        return None;
-    };
-    match args.args.first()? {
-        GenericArgument::Type(t) => Some(t.clone()),
-        _ => None,
-    }
+/// Whether `ty` is written as a path whose last segment is `Result`
+/// (`Result<T, E>`, `io::Result<T>`, `fmt::Result`): the macro sees syntax,
+/// not resolved types, so an alias named otherwise needs `#[task(fallible)]`.
+fn named_result(ty: &Type) -> bool {
+    matches!(ty, Type::Path(p) if p.qself.is_none()
+        && p.path.segments.last().is_some_and(|s| s.ident == "Result"))
 }

@@ -70,16 +70,32 @@ impl Caller {
         }
     }
 
-    /// Calls a task by name (`"add"` or `"module::path::add"`) with any argument
-    /// type; the result type is the caller's to choose. Unknown names give
-    /// `CallError::UnknownTask`.
+    /// Calls a task by name with any argument type; the result type is the
+    /// caller's to choose. A task is named by its name (`"add"`), its full
+    /// path (`"my_crate::tasks::add"`, as `module_path!()` spells its module),
+    /// or any end of the path made of whole `::` segments (`"tasks::add"`, the
+    /// path without the crate). A name several tasks fit gives
+    /// `CallError::AmbiguousTask` with their paths (a full path always fits
+    /// one task only); an unknown one gives `CallError::UnknownTask`.
     ///
     /// ```
-    /// #[knit::task]
-    /// fn square(x: u64) -> u64 { x * x }
+    /// mod tasks {
+    ///     #[knit::task]
+    ///     pub fn square(x: u64) -> u64 { x * x }
+    /// }
+    /// mod other {
+    ///     #[knit::task]
+    ///     pub fn square(x: u64) -> u64 { x }
+    /// }
     ///
     /// let pool = knit::create_pool(knit::PoolOptions { threads: 1, ..Default::default() }).unwrap();
-    /// assert_eq!(pool.call.by_name::<u64, u64>("square", &9).wait(), Ok(81));
+    /// assert_eq!(pool.call.by_name::<u64, u64>("tasks::square", &9).wait(), Ok(81));
+    /// let full = concat!(module_path!(), "::other::square");
+    /// assert_eq!(pool.call.by_name::<u64, u64>(full, &9).wait(), Ok(9));
+    /// assert!(matches!(
+    ///     pool.call.by_name::<u64, u64>("square", &9).wait(),
+    ///     Err(knit::CallError::AmbiguousTask { candidates }) if candidates.len() == 2
+    /// ));
     /// assert!(matches!(
     ///     pool.call.by_name::<u64, u64>("no_such_task", &9).wait(),
     ///     Err(knit::CallError::UnknownTask(_))
@@ -87,12 +103,8 @@ impl Caller {
     /// ```
     pub fn by_name<A: Serialize, R: DeserializeOwned>(&self, name: &str, arg: &A) -> Call<R> {
         match self.shared.registry.find(name) {
-            Some(entry) => self.__invoke(entry, arg),
-            None => Call::refused(
-                self.shared
-                    .stats
-                    .refuse(CallError::UnknownTask(name.to_string())),
-            ),
+            Ok(entry) => self.__invoke(entry, arg),
+            Err(e) => Call::refused(self.shared.stats.refuse(e)),
         }
     }
 

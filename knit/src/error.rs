@@ -1,6 +1,10 @@
 //! Errors of calls and of pool creation.
 
+use std::fmt;
+
 use knit_transport::TransportError;
+
+use crate::task_error::TaskError;
 
 /// Why a payload could not cross.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,39 +34,40 @@ pub enum PayloadError {
 /// let e = CallError::Task("out of stock".into());
 /// assert_eq!(e.to_string(), "task failed: out of stock");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+// `Display` and `Error` are written out rather than derived: a task error's
+// `source()` is the task's own chain, which the derive cannot express without
+// repeating the task's message in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CallError {
-    /// The task returned `Err(e)`; this holds `e`'s `Display` text.
-    #[error("task failed: {0}")]
-    Task(String),
+    /// The task returned `Err(e)`: `e`'s `Display` text, its `source()` chain
+    /// as text, and `e` itself when its type is `Serialize` (see [`TaskError`]).
+    Task(TaskError),
     /// The task panicked; this holds the panic message. The worker goes on serving.
-    #[error("task panicked: {0}")]
     Panicked(String),
     /// The argument or the result could not be encoded, decoded, or was too large.
-    #[error(transparent)]
-    Payload(#[from] PayloadError),
+    Payload(PayloadError),
     /// No task with this name or id is registered in this binary.
-    #[error("unknown task: {0}")]
     UnknownTask(String),
+    /// `by_name` was given a name or path that several tasks end with; this
+    /// holds their full paths (any of them, or a longer suffix of one, is unique).
+    AmbiguousTask {
+        /// The full paths (`crate::module::name`) of the tasks the name matches.
+        candidates: Vec<String>,
+    },
     /// The pool was shut down before the call could be accepted, or (with
     /// `Pool::shutdown_now`) before it ran.
-    #[error("the pool is closed")]
     Closed,
     /// The caller cancelled the call (`Call::cancel`). A call cancelled while
     /// still queued never runs.
-    #[error("the call was cancelled")]
     Aborted,
     /// The call's budget ran out (counted from when it was made). The task was
     /// signalled to abort and its late result is dropped.
-    #[error("the call timed out")]
     Timeout,
     /// `max_queue` calls were already in flight and the policy is `Reject`.
-    #[error("the pool's queue is full")]
     QueueFull,
     /// Every slot of the pool's call table (`max_in_flight`, which is also the
     /// capacity of the abort flags) holds a call.
-    #[error("too many calls in flight (the limit is {limit})")]
     TooManyInFlight {
         /// The pool's `max_in_flight`.
         limit: usize,
@@ -71,7 +76,6 @@ pub enum CallError {
     /// outcome is lost. Calls still queued on that lane move to the lane's
     /// new worker; if none can be started, they and every later call sent
     /// to that lane fail with this error too.
-    #[error("the worker running the call was lost")]
     WorkerLost,
     /// A task waited for a call queued behind itself: one of the pool's own
     /// workers blocked on a call that only that worker could run next (a
@@ -80,6 +84,48 @@ pub enum CallError {
     /// itself never fail this way: a worker waiting for one runs it itself.)
     #[error("the call waits for its own worker: waiting for it would deadlock")]
     WouldDeadlock,
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Task(e) => write!(f, "task failed: {e}"),
+            CallError::Panicked(msg) => write!(f, "task panicked: {msg}"),
+            CallError::Payload(e) => fmt::Display::fmt(e, f),
+            CallError::UnknownTask(name) => write!(f, "unknown task: {name}"),
+            CallError::AmbiguousTask { candidates } => write!(
+                f,
+                "ambiguous task name: it matches {}",
+                candidates.join(", ")
+            ),
+            CallError::Closed => f.write_str("the pool is closed"),
+            CallError::Aborted => f.write_str("the call was cancelled"),
+            CallError::Timeout => f.write_str("the call timed out"),
+            CallError::QueueFull => f.write_str("the pool's queue is full"),
+            CallError::TooManyInFlight { limit } => {
+                write!(f, "too many calls in flight (the limit is {limit})")
+            }
+            CallError::WorkerLost => f.write_str("the worker running the call was lost"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {
+    /// For `Task`, the first error of the task's own chain (the message is
+    /// already in this error's text); for `Payload`, the payload error's source.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CallError::Task(e) => e.source(),
+            CallError::Payload(e) => e.source(),
+            _ => None,
+        }
+    }
+}
+
+impl From<PayloadError> for CallError {
+    fn from(e: PayloadError) -> Self {
+        CallError::Payload(e)
+    }
 }
 
 /// Why a pool could not be created.

@@ -54,6 +54,7 @@ mod run;
 mod shared;
 mod stats;
 mod table;
+mod task_error;
 mod worker;
 
 pub use balance::{Balance, Balancer, LaneLoad};
@@ -61,10 +62,12 @@ pub use call::{Call, CancelHandle, Cancelled};
 pub use caller::Caller;
 pub use cx::TaskCx;
 pub use error::{CallError, PayloadError, PoolError};
+#[doc = include_str!("../docs/task.md")]
 pub use knit_macros::task;
 pub use options::{InlinePosition, Inliner, PoolOptions, QueuePolicy};
 pub use pool::{create_pool, Pool};
 pub use stats::{FailedCounts, LaneStats, Percentiles, PoolStats};
+pub use task_error::TaskError;
 
 mod registry_slice {
     use crate::registry::TaskEntry;
@@ -80,15 +83,52 @@ pub mod __private {
     pub use crate::block_on::block_on;
     pub use crate::registry::{task_id, RunFn, TaskEntry, TaskFailure};
     pub use crate::registry_slice::TASKS;
+    pub use crate::task_error::{
+        NoPayload, NoSources, PayloadOfSerialize, Probe, SourcesOfDynError, SourcesOfError,
+        SourcesOfSendError,
+    };
     pub use linkme;
     pub use linkme::distributed_slice;
 
     use serde::de::DeserializeOwned;
     use serde::Serialize;
 
-    /// Decodes a task's argument.
-    pub fn decode_input<T: DeserializeOwned>(input: &[u8]) -> Result<T, TaskFailure> {
-        crate::codec::decode(input).map_err(TaskFailure::from)
+    /// Decodes the argument of the task at `path` (`module::name`), which
+    /// names the task and `T` in its error.
+    #[inline]
+    pub fn decode_input<T: DeserializeOwned>(
+        input: &[u8],
+        path: &'static str,
+    ) -> Result<T, TaskFailure> {
+        crate::codec::decode(input)
+            .map_err(|e| TaskFailure::bad_argument(e, path, std::any::type_name::<T>()))
+    }
+
+    /// How a task's result is told apart from its error: implemented for
+    /// `Result` only, so a return type named `Result` (or marked
+    /// `#[task(fallible)]`) that is not one fails to compile here.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not a `Result`, so this #[knit::task] cannot return it as fallible",
+        note = "a return type whose last path segment is `Result`, or a task marked \
+                `#[task(fallible)]`, must be a `Result<T, E>`; mark the task \
+                `#[task(fallible = false)]` to return it as a value"
+    )]
+    pub trait TaskResult {
+        /// The value of a successful call.
+        type Ok;
+        /// The task's error.
+        type Err;
+        /// `self` as a `Result`.
+        fn into_result(self) -> Result<Self::Ok, Self::Err>;
+    }
+
+    impl<T, E> TaskResult for Result<T, E> {
+        type Ok = T;
+        type Err = E;
+        #[inline(always)]
+        fn into_result(self) -> Result<T, E> {
+            self
+        }
     }
 
     /// Encodes a task's result (at most `max` bytes).

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::error::{CallError, PoolError};
+use crate::error::{CallError, PayloadError, PoolError};
+use crate::task_error::TaskError;
 
 /// Signature of a task's type-erased runner: decode the argument from `input`,
 /// run (with the call's context), encode the result into `out` (at most `max`
@@ -45,14 +46,36 @@ impl TaskEntry {
 pub struct TaskFailure(pub(crate) CallError);
 
 impl TaskFailure {
-    /// A task's own `Err(e)`.
-    pub fn task(e: &dyn std::fmt::Display) -> Self {
-        TaskFailure(CallError::Task(e.to_string()))
+    /// A task's own `Err(e)`: its `Display` text, the text of its `source()`
+    /// chain and its encoded value (both found by the runner, which knows
+    /// `e`'s type).
+    #[cold]
+    #[inline(never)]
+    pub fn task(e: &dyn std::fmt::Display, sources: Vec<String>, payload: Option<Vec<u8>>) -> Self {
+        TaskFailure(CallError::Task(TaskError::new(
+            e.to_string(),
+            sources,
+            payload,
+        )))
+    }
+
+    /// The argument of the task at `path` could not be decoded as `ty`: the
+    /// error says which task expected which type.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn bad_argument(e: PayloadError, path: &str, ty: &str) -> Self {
+        let e = match e {
+            PayloadError::Decode(why) => {
+                PayloadError::Decode(format!("argument of task `{path}` as `{ty}`: {why}"))
+            }
+            other => other,
+        };
+        TaskFailure(CallError::Payload(e))
     }
 }
 
-impl From<crate::error::PayloadError> for TaskFailure {
-    fn from(e: crate::error::PayloadError) -> Self {
+impl From<PayloadError> for TaskFailure {
+    fn from(e: PayloadError) -> Self {
         TaskFailure(CallError::Payload(e))
     }
 }
@@ -130,15 +153,130 @@ impl Registry {
         self.by_id.get(&id).copied()
     }
 
-    /// Finds a task by `name` or by `module::name`.
-    pub(crate) fn find(&self, name: &str) -> Option<&'static TaskEntry> {
-        let mut found = self
-            .by_id
-            .values()
-            .copied()
-            .filter(|e| e.name == name || e.path() == name);
-        let first = found.next()?;
-        // An ambiguous short name is not guessed at.
-        found.next().is_none().then_some(first)
+    /// Finds a task by its name or its path (`crate::module::name`), or any
+    /// end of the path made of whole `::` segments (`module::name`): an exact
+    /// full path wins, otherwise the name must fit exactly one task.
+    pub(crate) fn find(&self, name: &str) -> Result<&'static TaskEntry, CallError> {
+        let mut found: Vec<&'static TaskEntry> = Vec::new();
+        for &entry in self.by_id.values() {
+            match path_match(entry, name) {
+                Some(PathMatch::Full) => return Ok(entry),
+                Some(PathMatch::Suffix) => found.push(entry),
+                None => {}
+            }
+        }
+        match found[..] {
+            [entry] => Ok(entry),
+            [] => Err(CallError::UnknownTask(name.to_string())),
+            // An ambiguous name is not guessed at.
+            _ => {
+                let mut candidates: Vec<String> = found.iter().map(|e| e.path()).collect();
+                candidates.sort();
+                Err(CallError::AmbiguousTask { candidates })
+            }
+        }
+    }
+}
+
+/// How a name given to `by_name` fits a task's path.
+#[derive(Debug, PartialEq)]
+enum PathMatch {
+    /// It is the whole path.
+    Full,
+    /// It is the path's last whole `::` segments (at least the name).
+    Suffix,
+}
+
+/// Whether `query` is `entry`'s path or an end of it, compared in place (no
+/// path is formatted for each entry looked at).
+fn path_match(entry: &TaskEntry, query: &str) -> Option<PathMatch> {
+    let rest = query.strip_suffix(entry.name)?;
+    if rest.is_empty() {
+        return Some(PathMatch::Suffix);
+    }
+    let module = rest.strip_suffix("::")?;
+    if module == entry.module {
+        return Some(PathMatch::Full);
+    }
+    let before = entry.module.strip_suffix(module)?;
+    (!module.is_empty() && before.ends_with("::")).then_some(PathMatch::Suffix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(module: &'static str, name: &'static str) -> TaskEntry {
+        fn run(
+            _: &[u8],
+            _: &mut Vec<u8>,
+            _: usize,
+            _: &crate::cx::TaskCx<'_>,
+        ) -> Result<(), TaskFailure> {
+            Ok(())
+        }
+        TaskEntry {
+            name,
+            module,
+            id: task_id(module, name),
+            run,
+            inline_safe: true,
+            timeout_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_name_fits_by_whole_segments_only() {
+        let e = entry("app::orders::tasks", "add");
+        assert_eq!(
+            path_match(&e, "app::orders::tasks::add"),
+            Some(PathMatch::Full)
+        );
+        assert_eq!(
+            path_match(&e, "orders::tasks::add"),
+            Some(PathMatch::Suffix)
+        );
+        assert_eq!(path_match(&e, "tasks::add"), Some(PathMatch::Suffix));
+        assert_eq!(path_match(&e, "add"), Some(PathMatch::Suffix));
+        for other in [
+            "ks::add",
+            "::add",
+            "dd",
+            "tasks::ad",
+            "xapp::orders::tasks::add",
+            "tasks:add",
+        ] {
+            assert_eq!(path_match(&e, other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_full_path_wins_and_an_ambiguous_name_lists_the_tasks() {
+        let entries: &'static [TaskEntry] = Box::leak(Box::new([
+            entry("app", "add"),
+            entry("app::math", "add"),
+            entry("app::math::app", "add"),
+            entry("app::text", "concat"),
+        ]));
+        let registry = Registry::collect(entries).unwrap();
+        let path = |name: &str| registry.find(name).map(|e| e.path());
+        assert_eq!(path("concat"), Ok("app::text::concat".to_string()));
+        assert_eq!(path("math::add"), Ok("app::math::add".to_string()));
+        assert_eq!(
+            path("app::add"),
+            Ok("app::add".to_string()),
+            "the full path wins"
+        );
+        assert_eq!(
+            path("add"),
+            Err(CallError::AmbiguousTask {
+                candidates: vec![
+                    "app::add".to_string(),
+                    "app::math::add".to_string(),
+                    "app::math::app::add".to_string(),
+                ]
+            })
+        );
+        assert_eq!(path("sub"), Err(CallError::UnknownTask("sub".to_string())));
     }
 }

@@ -29,7 +29,7 @@ impl FailureKind {
             CallError::Task(_) => FailureKind::Task,
             CallError::Panicked(_) => FailureKind::Panicked,
             CallError::Payload(_) => FailureKind::Payload,
-            CallError::UnknownTask(_) => FailureKind::UnknownTask,
+            CallError::UnknownTask(_) | CallError::AmbiguousTask { .. } => FailureKind::UnknownTask,
             CallError::Closed => FailureKind::Closed,
             CallError::Aborted => FailureKind::Aborted,
             CallError::Timeout => FailureKind::Timeout,
@@ -134,7 +134,7 @@ pub struct FailedCounts {
     pub panicked: u64,
     /// `CallError::Payload`.
     pub payload: u64,
-    /// `CallError::UnknownTask`.
+    /// `CallError::UnknownTask` and `CallError::AmbiguousTask`.
     pub unknown_task: u64,
     /// `CallError::Closed`.
     pub closed: u64,
