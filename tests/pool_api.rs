@@ -380,12 +380,40 @@ fn invalid_options_are_refused() {
         }),
         Err(knit::PoolError::InvalidOptions(_))
     ));
+    for ring_bytes in [1000, 512, 2 << 30] {
+        assert!(matches!(
+            create_pool(PoolOptions {
+                threads: 1,
+                ring_bytes,
+                ..Default::default()
+            }),
+            Err(knit::PoolError::InvalidOptions(_))
+        ));
+    }
     assert!(matches!(
         create_pool(PoolOptions {
             threads: 1,
-            ring_bytes: 1000,
+            stack_size: 4096,
             ..Default::default()
         }),
-        Err(knit::PoolError::Transport(_))
+        Err(knit::PoolError::InvalidOptions(_))
+    ));
+    // The documented bounds themselves are accepted.
+    for max_payload_bytes in [16, u32::MAX as usize] {
+        let pool = create_pool(PoolOptions {
+            threads: 1,
+            max_payload_bytes,
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("max_payload_bytes {max_payload_bytes}: {e}"));
+        assert_eq!(pool.call.add((1, 2)).wait(), Ok(3));
+    }
+    assert!(matches!(
+        create_pool(PoolOptions {
+            threads: 1,
+            max_payload_bytes: u32::MAX as usize + 1,
+            ..Default::default()
+        }),
+        Err(knit::PoolError::InvalidOptions(_))
     ));
 }

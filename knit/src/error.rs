@@ -82,7 +82,6 @@ pub enum CallError {
     /// `Call` made outside the pool and handed to the task). The call is
     /// cancelled instead of leaving the lane stuck. (Calls a task makes
     /// itself never fail this way: a worker waiting for one runs it itself.)
-    #[error("the call waits for its own worker: waiting for it would deadlock")]
     WouldDeadlock,
 }
 
@@ -106,6 +105,9 @@ impl fmt::Display for CallError {
                 write!(f, "too many calls in flight (the limit is {limit})")
             }
             CallError::WorkerLost => f.write_str("the worker running the call was lost"),
+            CallError::WouldDeadlock => {
+                f.write_str("the call waits for its own worker: waiting for it would deadlock")
+            }
         }
     }
 }
