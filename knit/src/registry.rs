@@ -252,12 +252,16 @@ mod tests {
 
     #[test]
     fn a_full_path_wins_and_an_ambiguous_name_lists_the_tasks() {
-        let entries: &'static [TaskEntry] = Box::leak(Box::new([
-            entry("app", "add"),
-            entry("app::math", "add"),
-            entry("app::math::app", "add"),
-            entry("app::text", "concat"),
-        ]));
+        // Kept in a static (not leaked) so that LeakSanitizer runs stay clean.
+        static ENTRIES: std::sync::OnceLock<[TaskEntry; 4]> = std::sync::OnceLock::new();
+        let entries: &'static [TaskEntry] = ENTRIES.get_or_init(|| {
+            [
+                entry("app", "add"),
+                entry("app::math", "add"),
+                entry("app::math::app", "add"),
+                entry("app::text", "concat"),
+            ]
+        });
         let registry = Registry::collect(entries).unwrap();
         let path = |name: &str| registry.find(name).map(|e| e.path());
         assert_eq!(path("concat"), Ok("app::text::concat".to_string()));

@@ -22,7 +22,14 @@ pub(crate) fn run_task(
     })) {
         Ok(Ok(())) => Outcome::from_encoded(scratch),
         Ok(Err(failure)) => Outcome::Failed(failure.0),
-        Err(panic) => Outcome::Failed(CallError::Panicked(panic_message(panic.as_ref()))),
+        Err(panic) => {
+            let message = panic_message(panic.as_ref());
+            // A payload whose `Drop` panics unwinds out of here, past the
+            // runner (which ends the thread, see `worker::DeathWatch`): with
+            // the message a local of its own, that unwinding frees it.
+            drop(panic);
+            Outcome::Failed(CallError::Panicked(message))
+        }
     }
 }
 
