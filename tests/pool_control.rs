@@ -242,3 +242,101 @@ fn dropped_calls_do_not_leak_their_slots() {
         assert_eq!(pool.call.id(round).wait(), Ok(round));
     }
 }
+
+/// Waits until the run tagged (`key`, `tag`) has started.
+fn started(key: u64, tag: u64) {
+    while !ran(key).contains(&tag) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_cancel_handle_cancels_from_another_thread_queued_or_running() {
+    let pool = one_lane();
+    let first = pool.call.gated((100, 1));
+    let queued = pool.call.gated((101, 2));
+    let handle = queued.cancel_handle();
+    let remote = handle.clone();
+    assert_eq!(
+        std::thread::spawn(move || remote.cancel()).join().unwrap(),
+        Cancelled::BeforeRun
+    );
+    open(100);
+    assert_eq!(first.wait(), Ok(1));
+    assert_eq!(queued.wait(), Err(CallError::Aborted));
+    assert!(ran(101).is_empty(), "a call cancelled while queued ran");
+    assert_eq!(handle.cancel(), Cancelled::TooLate, "after it settled");
+
+    let running = pool.call.until_aborted((102, 7));
+    started(102, 7);
+    let handle = running.cancel_handle();
+    let remote = std::thread::spawn(move || handle.cancel());
+    assert_eq!(remote.join().unwrap(), Cancelled::WhileRunning);
+    assert_eq!(running.wait(), Err(CallError::Aborted));
+    // The worker saw the stop flag and went on serving.
+    open(103);
+    assert_eq!(pool.call.gated((103, 3)).wait(), Ok(3));
+}
+
+#[test]
+fn cancel_on_drop_cancels_what_a_plain_drop_lets_run() {
+    let pool = one_lane();
+    let first = pool.call.gated((110, 1));
+    drop(pool.call.gated((111, 2)).cancel_on_drop());
+    drop(pool.call.gated((112, 3)));
+    open(110);
+    open(112);
+    assert_eq!(first.wait(), Ok(1));
+    // A later call on the one lane runs after both dropped ones were met.
+    open(113);
+    assert_eq!(pool.call.gated((113, 4)).wait(), Ok(4));
+    assert!(ran(111).is_empty(), "a call cancelled on drop ran");
+    assert!(ran(112).contains(&3), "a plainly dropped call did not run");
+
+    let running = pool.call.until_aborted((114, 5)).cancel_on_drop();
+    started(114, 5);
+    drop(running);
+    // The task saw the flag, stopped, and the lane is free again.
+    open(115);
+    assert_eq!(pool.call.gated((115, 6)).wait(), Ok(6));
+    assert_eq!(pool.stats().failed.aborted, 2);
+}
+
+#[test]
+fn a_call_waiting_for_room_is_cancelled_by_its_handle_and_never_sent() {
+    let pool = create_pool(PoolOptions {
+        threads: 1,
+        pin: false,
+        max_queue: Some(1),
+        queue_policy: knit::QueuePolicy::Wait,
+        ..PoolOptions::default()
+    })
+    .unwrap();
+    let first = pool.call.gated((120, 1));
+    let waiting = pool.call.gated((121, 2));
+    let handle = waiting.cancel_handle();
+    assert_eq!(handle.cancel(), Cancelled::BeforeRun);
+    assert_eq!(handle.cancel(), Cancelled::TooLate);
+    open(120);
+    open(121);
+    assert_eq!(first.wait(), Ok(1));
+    assert_eq!(waiting.wait(), Err(CallError::Aborted));
+    assert_eq!(pool.call.gated((121, 3)).wait(), Ok(3));
+    assert!(!ran(121).contains(&2), "the cancelled call was sent");
+}
+
+#[test]
+#[allow(deprecated)]
+fn the_old_names_still_work() {
+    #[knit::task]
+    fn old_style(_: (), cx: &TaskCx) -> bool {
+        while !cx.has_aborted() {
+            std::thread::yield_now();
+        }
+        true
+    }
+    let pool = one_lane();
+    let call = pool.call.old_style(());
+    call.abort();
+    assert_eq!(call.wait(), Ok(true));
+}
