@@ -122,6 +122,7 @@ pub(crate) fn sum<'a>(counters: impl IntoIterator<Item = &'a Counters>) -> (u64,
 }
 
 /// Failed calls by [`CallError`](crate::CallError) variant.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FailedCounts {
@@ -245,6 +246,7 @@ impl Histogram {
 }
 
 /// Percentiles of a duration (from a histogram: p50 and p99 are within 25%).
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Percentiles {
     /// Median.
@@ -258,6 +260,7 @@ pub struct Percentiles {
 }
 
 /// One worker lane's share of the work.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LaneStats {
@@ -285,6 +288,7 @@ pub struct LaneStats {
 /// assert_eq!(stats.in_flight, 0);
 /// assert_eq!(stats.run.unwrap().count, 10);
 /// ```
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PoolStats {
