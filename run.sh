@@ -3,14 +3,14 @@
 #
 #   ./run.sh [--quick] [--json] [--filter NAME]
 #
-# Builds the bench binaries once (release: LTO, codegen-units=1), then runs each
-# with a progress line per step on stderr. Each binary writes, per result,
-# results/<name>.json, results/<name>.md and results/<name>.svg; a full run then
-# renders results/SUMMARY.md and splices it into README.md between the
-# <!-- perf:begin --> and <!-- perf:end --> markers.
+# Builds the bench binaries of the knit-bench package (benches/) once (bench
+# profile: LTO, codegen-units=1), then runs each with a progress line per step
+# on stderr. Each binary writes, per result, results/<name>.json,
+# results/<name>.md and results/<name>.svg; a full run then renders
+# results/SUMMARY.md from them (benches/support/summary.py).
 #
-#   --quick        short runs (CI smoke test); written to results/quick/, and the
-#                  README is left alone
+#   --quick        short runs (CI smoke test); written to results/quick/, and no
+#                  SUMMARY.md is rendered
 #   --json         stdout carries only JSON: one document per result, one per line
 #                  (JSON Lines; each document has a "name")
 #   --filter NAME  only results or scenario groups whose name contains NAME
@@ -48,12 +48,12 @@ while [[ $# -gt 0 ]]; do
     shift
 done
 
+# cargo runs bench binaries in their package's directory (benches/), so the
+# output directory is passed as an absolute path.
 out=results
-flags=(--out "$out")
-if [[ $quick == 1 ]]; then
-    out=results/quick
-    flags=(--out "$out" --quick)
-fi
+[[ $quick == 1 ]] && out=results/quick
+flags=(--out "$PWD/$out")
+[[ $quick == 1 ]] && flags+=(--quick)
 [[ $json == 1 ]] && flags+=(--json)
 [[ -n $filter ]] && flags+=(--filter "$filter")
 mkdir -p "$out"
@@ -61,8 +61,8 @@ mkdir -p "$out"
 total=$((${#BENCHES[@]} + 1))
 say() { printf '%s\n' "$*" >&2; }
 
-say "[1/$total] building the benchmarks (cargo bench --no-run)"
-cargo bench --no-run >&2
+say "[1/$total] building the benchmarks (cargo bench -p knit-bench --no-run)"
+cargo bench -p knit-bench --no-run >&2
 
 failed=()
 step=1
@@ -70,7 +70,7 @@ for bench in "${BENCHES[@]}"; do
     step=$((step + 1))
     say "[$step/$total] $bench ..."
     start=$SECONDS
-    if cargo bench -q --bench "$bench" -- "${flags[@]}"; then
+    if cargo bench -q -p knit-bench --bench "$bench" -- "${flags[@]}"; then
         say "[$step/$total] $bench done in $((SECONDS - start)) s"
     else
         say "[$step/$total] $bench FAILED (exit $?)"
@@ -79,8 +79,8 @@ for bench in "${BENCHES[@]}"; do
 done
 
 if [[ $quick == 0 && ${#failed[@]} == 0 ]]; then
-    say "rendering $out/SUMMARY.md and the README's performance section"
-    python3 benches/support/summary.py "$out" README.md >&2
+    say "rendering $out/SUMMARY.md"
+    python3 benches/support/summary.py "$out" >&2
 fi
 
 if [[ ${#failed[@]} -gt 0 ]]; then

@@ -18,8 +18,8 @@ mod peers;
 #[path = "support/suite/mod.rs"]
 mod suite;
 
-use knit_suite::cli::Args;
-use knit_suite::results::{fmt_bytes, Chart};
+use knit_bench::cli::Args;
+use knit_bench::results::{fmt_bytes, Chart};
 use peers::{add_echo_group, add_group, Contender, Group, Shape, Work};
 use serde::{Deserialize, Serialize};
 use suite::{Bench, Meta};

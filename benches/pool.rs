@@ -18,11 +18,11 @@ mod suite;
 use std::time::{Duration, Instant};
 
 use knit::{create_pool, Inliner, PoolOptions};
-use knit_suite::cli::Args;
-use knit_suite::lane_echo::{self, Publish};
-use knit_suite::machine::online_cores;
-use knit_suite::results::Role;
-use knit_suite::{floors, work};
+use knit_bench::cli::Args;
+use knit_bench::lane_echo::{self, Publish};
+use knit_bench::machine::online_cores;
+use knit_bench::results::Role;
+use knit_bench::{floors, work};
 use peers::{add_group, Contender, Group, Shape, Work};
 use suite::{spec, Bench, Meta};
 
@@ -46,7 +46,7 @@ const SPIN: Work<u64, u64> = Work {
     plain: spin,
 };
 
-/// The transport floors beside the batch groups (see `knit_suite::lane_echo`).
+/// The transport floors beside the batch groups (see `knit_bench::lane_echo`).
 const ECHO_PER_BURST: &str = "lane echo, a publish per batch";
 const ECHO_PER_MESSAGE: &str = "lane echo, a publish per message";
 

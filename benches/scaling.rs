@@ -18,11 +18,11 @@ mod suite;
 use std::time::Duration;
 
 use knit::{Balancer, PoolOptions};
-use knit_suite::cli::Args;
-use knit_suite::machine::online_cores;
-use knit_suite::results::{Chart, Role};
-use knit_suite::runner::timed;
-use knit_suite::work;
+use knit_bench::cli::Args;
+use knit_bench::machine::online_cores;
+use knit_bench::results::{Chart, Role};
+use knit_bench::runner::timed;
+use knit_bench::work;
 use peers::{add_group, Contender, Group, Shape, Work};
 use suite::{spec, Bench, Meta};
 
@@ -75,7 +75,7 @@ fn scaling(args: &Args) -> std::io::Result<()> {
     let serial_chunks = chunks.clone();
     let serial = spec("serial", "caller thread", Role::Floor);
     bench.add_in_steps(serial, CHUNKS * jobs, CHUNKS, move |iters| {
-        knit_suite::pin_to(0);
+        knit_bench::pin_to(0);
         timed(1, iters / CHUNKS, |_| {
             for &(lo, hi) in &serial_chunks {
                 std::hint::black_box(work::count_primes(lo, hi));

@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use knit::{create_pool, CallError, Pool, PoolOptions};
-use knit_suite::cli::Args;
-use knit_suite::results::{Chart, Role};
+use knit_bench::cli::Args;
+use knit_bench::results::{Chart, Role};
 use suite::{spec, Bench, Meta};
 
 #[knit::task]

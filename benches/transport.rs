@@ -17,11 +17,11 @@ mod suite;
 
 use std::time::Duration;
 
-use knit_suite::cli::Args;
-use knit_suite::floors;
-use knit_suite::lane_echo::{bursts, echo_lane, request, Publish};
-use knit_suite::results::Role;
-use knit_suite::runner::timed;
+use knit_bench::cli::Args;
+use knit_bench::floors;
+use knit_bench::lane_echo::{bursts, echo_lane, request, Publish};
+use knit_bench::results::Role;
+use knit_bench::runner::timed;
 use knit_transport::LaneConfig;
 use suite::{spec, Bench, Meta};
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 /// `harness = false` target.
 ///
 /// ```
-/// let a = knit_suite::cli::Args::from_args(["--quick", "--filter", "batch", "--out", "results", "--bench"]);
+/// let a = knit_bench::cli::Args::from_args(["--quick", "--filter", "batch", "--out", "results", "--bench"]);
 /// assert!(a.quick && !a.json);
 /// assert_eq!(a.filter.as_deref(), Some("batch"));
 /// assert_eq!(a.out.as_deref(), Some(std::path::Path::new("results")));
@@ -61,7 +61,7 @@ impl Args {
     /// Whether any of `names` passes the filter (always, without one).
     ///
     /// ```
-    /// let a = knit_suite::cli::Args::from_args(["--filter", "Batch"]);
+    /// let a = knit_bench::cli::Args::from_args(["--filter", "Batch"]);
     /// assert!(a.selects(&["pool", "batch 100"]));
     /// assert!(!a.selects(&["scaling", "2 workers"]));
     /// ```
@@ -78,7 +78,7 @@ impl Args {
     /// Picks the quick or the full value.
     ///
     /// ```
-    /// let a = knit_suite::cli::Args::from_args(["--quick"]);
+    /// let a = knit_bench::cli::Args::from_args(["--quick"]);
     /// assert_eq!(a.pick(3, 11), 3);
     /// ```
     pub fn pick<T>(&self, quick: T, full: T) -> T {

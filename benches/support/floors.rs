@@ -14,7 +14,7 @@ use knit_transport::futex::{FutexWord, Sharing};
 /// transfers any cross-thread call must pay. Returns the time for `iters`.
 ///
 /// ```
-/// let t = knit_suite::floors::atomic_ping_pong(1000);
+/// let t = knit_bench::floors::atomic_ping_pong(1000);
 /// assert!(t.as_nanos() > 0);
 /// ```
 pub fn atomic_ping_pong(iters: u64) -> Duration {
@@ -47,7 +47,7 @@ pub fn atomic_ping_pong(iters: u64) -> Duration {
 /// each other: the floor for a call to a parked worker.
 ///
 /// ```
-/// let t = knit_suite::floors::futex_ping_pong(10);
+/// let t = knit_bench::floors::futex_ping_pong(10);
 /// assert!(t.as_nanos() > 0);
 /// ```
 pub fn futex_ping_pong(iters: u64) -> Duration {

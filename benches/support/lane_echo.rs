@@ -29,7 +29,7 @@ pub enum Publish {
 /// the host end is dropped. Join the handle after dropping the host end.
 ///
 /// ```
-/// use knit_suite::lane_echo::{echo_lane, Publish};
+/// use knit_bench::lane_echo::{echo_lane, Publish};
 /// let (mut host, worker) = echo_lane(std::time::Duration::from_micros(50), Publish::PerMessage);
 /// let env = knit_transport::Envelope { call_id: 7, task_id: 1, flags: 0 };
 /// host.requests.send(env, &7u64.to_le_bytes()).unwrap();
@@ -101,7 +101,7 @@ pub fn request(i: u64) -> Envelope {
 /// 64 KiB holds 1000 of these messages).
 ///
 /// ```
-/// use knit_suite::lane_echo::{bursts, Publish};
+/// use knit_bench::lane_echo::{bursts, Publish};
 /// assert!(bursts(2_000, 100, Publish::PerBurst).as_nanos() > 0);
 /// assert!(bursts(2_000, 100, Publish::PerMessage).as_nanos() > 0);
 /// ```

@@ -1,18 +1,17 @@
-//! Benchmark support shared by the workspace's benchmarks: the floors knit is
+//! knit-bench: support shared by the workspace's benchmarks: the floors knit is
 //! measured against (a bare two-thread atomic ping-pong and a futex ping-pong),
 //! thread pinning, a runner that interleaves scenarios round by round so a
 //! noisy machine slows all of them alike and their ratios stay meaningful, the
 //! command-line flags, the machine's description, and results as Markdown;
-//! knit-transport alone as a floor for pools built on it (`lane_echo`); and
-//! the faults the integration tests inject (`faults`).
+//! and knit-transport alone as a floor for pools built on it (`lane_echo`).
 //!
 //! The parts that need the benchmarks' dev-dependencies (peer pools, JSON,
-//! SVG charts) live in `benches/support/suite/`, a module each bench includes.
+//! SVG charts) live in `support/peers/` and `support/suite/`, modules each
+//! bench includes.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod cli;
-pub mod faults;
 pub mod floors;
 pub mod lane_echo;
 pub mod machine;
@@ -27,7 +26,7 @@ pub use runner::{Report, Runner, Scenario};
 /// nothing when pinning is not possible.
 ///
 /// ```
-/// knit_suite::pin_to(0);
+/// knit_bench::pin_to(0);
 /// ```
 pub fn pin_to(index: usize) {
     // `get_core_ids` reports the *calling thread's* allowed cores, which shrink to

@@ -16,7 +16,7 @@ impl Machine {
     /// read are "unknown".
     ///
     /// ```
-    /// let m = knit_suite::machine::Machine::detect();
+    /// let m = knit_bench::machine::Machine::detect();
     /// assert!(m.cores >= 1);
     /// ```
     pub fn detect() -> Self {
@@ -42,7 +42,7 @@ impl Machine {
     /// One line for the top of a report.
     ///
     /// ```
-    /// let m = knit_suite::machine::Machine { cpu: "X".into(), cores: 2, kernel: "6.1".into() };
+    /// let m = knit_bench::machine::Machine { cpu: "X".into(), cores: 2, kernel: "6.1".into() };
     /// assert_eq!(m.line(), "X, 2 cores, Linux 6.1");
     /// ```
     pub fn line(&self) -> String {
@@ -55,7 +55,7 @@ impl Machine {
 /// calling thread is pinned.
 ///
 /// ```
-/// assert!(knit_suite::machine::online_cores() >= 1);
+/// assert!(knit_bench::machine::online_cores() >= 1);
 /// ```
 pub fn online_cores() -> usize {
     let parse = |list: &str| -> Option<usize> {

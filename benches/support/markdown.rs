@@ -5,7 +5,7 @@ use std::fmt::Write;
 use crate::results::{fmt_bytes, fmt_ns, fmt_rate, fmt_ratio, BenchResult, Role};
 
 /// Marks the start of the part of a result's Markdown that goes into
-/// `results/SUMMARY.md` and the README (followed by ` <name> -->`).
+/// `results/SUMMARY.md` (followed by ` <name> -->`).
 pub const SUMMARY_BEGIN: &str = "<!-- summary:begin";
 /// Marks the end of that part.
 pub const SUMMARY_END: &str = "<!-- summary:end -->";
@@ -16,8 +16,8 @@ pub const SUMMARY_END: &str = "<!-- summary:end -->";
 /// then the method and every median and p99.
 ///
 /// ```
-/// use knit_suite::results::*;
-/// use knit_suite::machine::Machine;
+/// use knit_bench::results::*;
+/// use knit_bench::machine::Machine;
 /// let spec = |system: &str, role| Spec { group: "batch 1".into(), system: system.into(), role, bytes: None, x: None };
 /// let result = BenchResult {
 ///     name: "pool".into(), title: "Pool".into(), about: "How.".into(),
@@ -29,7 +29,7 @@ pub const SUMMARY_END: &str = "<!-- summary:end -->";
 ///     ],
 ///     extras: vec![],
 /// };
-/// let md = knit_suite::markdown::render(&result);
+/// let md = knit_bench::markdown::render(&result);
 /// assert!(md.contains("| batch 1: knit | 2.00× |"));
 /// assert!(md.contains("- batch 1: knit is 2.00× crossbeam's time"));
 /// ```

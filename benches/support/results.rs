@@ -19,7 +19,7 @@ impl Role {
     /// Lower-case name, as written to JSON.
     ///
     /// ```
-    /// assert_eq!(knit_suite::results::Role::Floor.as_str(), "floor");
+    /// assert_eq!(knit_bench::results::Role::Floor.as_str(), "floor");
     /// ```
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,7 +49,7 @@ impl Spec {
     /// The runner's scenario name for this spec.
     ///
     /// ```
-    /// use knit_suite::results::{Role, Spec};
+    /// use knit_bench::results::{Role, Spec};
     /// let s = Spec { group: "batch 10".into(), system: "knit".into(), role: Role::Knit, bytes: None, x: None };
     /// assert_eq!(s.key(), "batch 10 | knit");
     /// ```
@@ -78,7 +78,7 @@ impl Row {
     /// Payload bytes per second at the median, when the spec has bytes.
     ///
     /// ```
-    /// use knit_suite::results::{Role, Row, Spec};
+    /// use knit_bench::results::{Role, Row, Spec};
     /// let spec = Spec { group: "g".into(), system: "s".into(), role: Role::Peer, bytes: Some(1000), x: None };
     /// let row = Row { spec, median_ns: 1000.0, p99_ns: 1000.0, ratios: vec![] };
     /// assert_eq!(row.bytes_per_sec(), Some(1e9));
@@ -101,8 +101,8 @@ impl Row {
 /// report (filtered out) are skipped.
 ///
 /// ```
-/// use knit_suite::results::{rows, Role, Spec};
-/// use knit_suite::{Runner, Scenario};
+/// use knit_bench::results::{rows, Role, Spec};
+/// use knit_bench::{Runner, Scenario};
 /// let spec = |system: &str, role| Spec { group: "g".into(), system: system.into(), role, bytes: None, x: None };
 /// let specs = [spec("knit", Role::Knit), spec("peer", Role::Peer)];
 /// let mut r = Runner::new(3).quiet();
@@ -216,7 +216,7 @@ impl BenchResult {
 /// A duration in ns as text with a fitting unit.
 ///
 /// ```
-/// use knit_suite::results::fmt_ns;
+/// use knit_bench::results::fmt_ns;
 /// assert_eq!(fmt_ns(12.34), "12.3 ns");
 /// assert_eq!(fmt_ns(4_560.0), "4.56 µs");
 /// assert_eq!(fmt_ns(7_890_000.0), "7.89 ms");
@@ -237,7 +237,7 @@ pub fn fmt_ns(ns: f64) -> String {
 /// A byte count per second as text (binary units).
 ///
 /// ```
-/// assert_eq!(knit_suite::results::fmt_rate(3.0 * 1024.0 * 1024.0), "3.00 MiB/s");
+/// assert_eq!(knit_bench::results::fmt_rate(3.0 * 1024.0 * 1024.0), "3.00 MiB/s");
 /// ```
 pub fn fmt_rate(bytes_per_sec: f64) -> String {
     format!("{}/s", fmt_bytes(bytes_per_sec))
@@ -246,8 +246,8 @@ pub fn fmt_rate(bytes_per_sec: f64) -> String {
 /// A byte count as text (binary units).
 ///
 /// ```
-/// assert_eq!(knit_suite::results::fmt_bytes(8.0), "8 B");
-/// assert_eq!(knit_suite::results::fmt_bytes(8.0 * 1024.0 * 1024.0), "8.00 MiB");
+/// assert_eq!(knit_bench::results::fmt_bytes(8.0), "8 B");
+/// assert_eq!(knit_bench::results::fmt_bytes(8.0 * 1024.0 * 1024.0), "8.00 MiB");
 /// ```
 pub fn fmt_bytes(bytes: f64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
@@ -266,8 +266,8 @@ pub fn fmt_bytes(bytes: f64) -> String {
 /// A ratio as text: `0.82×`.
 ///
 /// ```
-/// assert_eq!(knit_suite::results::fmt_ratio(0.8234), "0.82×");
-/// assert_eq!(knit_suite::results::fmt_ratio(12.34), "12.3×");
+/// assert_eq!(knit_bench::results::fmt_ratio(0.8234), "0.82×");
+/// assert_eq!(knit_bench::results::fmt_ratio(12.34), "12.3×");
 /// ```
 pub fn fmt_ratio(r: f64) -> String {
     format!("{}×", three_digits(r))

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 ///
 /// ```
 /// let mut seen = Vec::new();
-/// let t = knit_suite::runner::timed(2, 3, |i| seen.push(i));
+/// let t = knit_bench::runner::timed(2, 3, |i| seen.push(i));
 /// assert_eq!(seen, [0, 1, 2, 3, 4]);
 /// assert!(t.as_nanos() > 0 || t.is_zero());
 /// ```
@@ -29,7 +29,7 @@ pub fn timed(warmup: u64, iters: u64, mut op: impl FnMut(u64)) -> Duration {
 ///
 /// ```
 /// use std::time::Duration;
-/// let t = knit_suite::runner::timed_cold(1, 2, Duration::from_millis(1), |_| ());
+/// let t = knit_bench::runner::timed_cold(1, 2, Duration::from_millis(1), |_| ());
 /// assert!(t < Duration::from_millis(2));
 /// ```
 pub fn timed_cold(warmup: u64, iters: u64, pause: Duration, mut op: impl FnMut(u64)) -> Duration {
@@ -60,7 +60,7 @@ impl Scenario {
     /// A scenario from a name, a round size and a closure.
     ///
     /// ```
-    /// let s = knit_suite::Scenario::new("noop", 10, |n| std::time::Duration::from_nanos(n));
+    /// let s = knit_bench::Scenario::new("noop", 10, |n| std::time::Duration::from_nanos(n));
     /// assert_eq!(s.name, "noop");
     /// ```
     pub fn new(name: &str, iters: u64, run: impl FnMut(u64) -> Duration + 'static) -> Self {
@@ -90,8 +90,8 @@ impl Runner {
     /// A runner doing `rounds` rounds of each scenario.
     ///
     /// ```
-    /// let mut r = knit_suite::Runner::new(3);
-    /// r.add(knit_suite::Scenario::new("x", 5, |n| std::time::Duration::from_nanos(2 * n)));
+    /// let mut r = knit_bench::Runner::new(3);
+    /// r.add(knit_bench::Scenario::new("x", 5, |n| std::time::Duration::from_nanos(2 * n)));
     /// assert_eq!(r.run().median("x"), Some(2.0));
     /// ```
     pub fn new(rounds: usize) -> Self {

@@ -1,15 +1,14 @@
 #!/usr/bin/env python3
-"""Renders DIR/SUMMARY.md from the results' Markdown and splices it into a README.
+"""Renders DIR/SUMMARY.md from the results' Markdown (run by ./run.sh after a full run).
 
-    python3 benches/support/summary.py results README.md
+    python3 benches/support/summary.py results
 
 Each results/<name>.md (written by the bench binaries) holds a part between
 `<!-- summary:begin <name> -->` and `<!-- summary:end -->`: its ratio table,
 chart and where knit is behind. SUMMARY.md is a header (hardware, method, how
-to read it) plus those parts in a fixed order; README.md gets the same text,
-with links made relative to the repository root, between `<!-- perf:begin -->`
-and `<!-- perf:end -->`. Nothing here holds a figure: every number comes from
-the results.
+to read it) plus those parts in a fixed order, then the reasons where knit
+loses. It is the artefact; the README only links to it. Nothing here holds a
+figure: every number comes from the results.
 """
 
 import pathlib
@@ -21,7 +20,9 @@ ORDER = ["pool", "inline", "payloads", "types", "scaling", "skewed", "settling",
 HEADER = """## Performance
 
 knit side by side with its peers, measured by `./run.sh` (see `run.sh --help`;
-`cargo bench --bench <pool|payloads|scaling|settling|transport>` runs the same code).
+`cargo bench -p knit-bench --bench <pool|payloads|scaling|settling|transport>`
+runs the same code; the method and the goals are in
+[docs/performance.md](../docs/performance.md)).
 **The figures below are from one full run on the machine named here and will
 move between runs:** these are shared 2-vCPU VMs, where absolute times drift
 by tens of percent from run to run; the ratios are steadier.
@@ -60,7 +61,7 @@ the pool's design at the time of this run explains them:
   line back. The frame's line is asked for as soon as the worker sees the
   index move, so it travels while the worker gets back to its drain loop
   (about 3% of a round trip); publishing frames by a stamp in the frame's
-  own line instead was no faster (see the transport's design choices).
+  own line instead was no faster (see [docs/transport.md](../docs/transport.md)).
   What knit adds is work on both sides: encode and decode, the lane's lock,
   the slot's bookkeeping. In cpu-clock samples of a 3M-call loop, about a
   quarter of the two threads' time is outside their spin loops, and that
@@ -139,8 +140,9 @@ def summary_part(text: str) -> str:
 
 
 def main() -> None:
+    if len(sys.argv) != 2:
+        sys.exit("usage: summary.py DIR (the results directory)")
     out = pathlib.Path(sys.argv[1])
-    readme = pathlib.Path(sys.argv[2]) if len(sys.argv) > 2 else None
     files = {p.stem: p for p in out.glob("*.md") if p.stem != "SUMMARY"}
     names = [n for n in ORDER if n in files] + sorted(n for n in files if n not in ORDER)
     if not names:
@@ -154,23 +156,8 @@ def main() -> None:
         title = re.search(r"^## (.*)$", texts[n], re.M)
         parts.append(f"### {title.group(1) if title else n}\n\n{summary_part(texts[n])}\n")
     parts.append(WHY)
-    summary = "\n".join(parts)
-    (out / "SUMMARY.md").write_text(summary)
+    (out / "SUMMARY.md").write_text("\n".join(parts))
     print(f"wrote {out / 'SUMMARY.md'}")
-    if readme is None:
-        return
-    # Links in SUMMARY.md are relative to the results directory; in the README
-    # they are relative to the repository root.
-    prefix = out.as_posix().rstrip("/") + "/"
-    spliced = re.sub(r"\]\((?!https?:|/)([^)]+)\)", lambda m: f"]({prefix}{m.group(1)})", summary)
-    text = readme.read_text()
-    begin, end = "<!-- perf:begin -->", "<!-- perf:end -->"
-    if begin not in text or end not in text:
-        sys.exit(f"summary.py: {readme} has no {begin} … {end} markers")
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{begin}\n{spliced}\n{end}{tail}")
-    print(f"updated the performance section of {readme}")
 
 
 if __name__ == "__main__":

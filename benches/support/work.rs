@@ -4,14 +4,14 @@
 use std::hint::black_box;
 
 /// [`spin`] iterations that take about 1 µs on the 2-core AMD EPYC VMs the
-/// figures in README come from (about 1.7 ns each).
+/// figures in results/SUMMARY.md come from (about 1.7 ns each).
 pub const SPIN_PER_MICROSECOND: u64 = 600;
 
 /// `iters` rounds of xorshift64 on a value the optimiser cannot see through:
 /// CPU work of a tunable length that touches no memory.
 ///
 /// ```
-/// assert_ne!(knit_suite::work::spin(100), knit_suite::work::spin(101));
+/// assert_ne!(knit_bench::work::spin(100), knit_bench::work::spin(101));
 /// ```
 pub fn spin(iters: u64) -> u64 {
     let mut x = black_box(0x9E37_79B9_7F4A_7C15u64);
@@ -27,8 +27,8 @@ pub fn spin(iters: u64) -> u64 {
 /// uneven: larger numbers cost more).
 ///
 /// ```
-/// assert_eq!(knit_suite::work::count_primes(0, 100), 25);
-/// assert_eq!(knit_suite::work::count_primes(90, 100), 1);
+/// assert_eq!(knit_bench::work::count_primes(0, 100), 25);
+/// assert_eq!(knit_bench::work::count_primes(90, 100), 1);
 /// ```
 pub fn count_primes(lo: u64, hi: u64) -> u64 {
     (lo..hi).filter(|&n| is_prime(n)).count() as u64
@@ -54,7 +54,7 @@ fn is_prime(n: u64) -> bool {
 /// `0..n` cut into `chunks` contiguous ranges (the last one takes the rest).
 ///
 /// ```
-/// assert_eq!(knit_suite::work::chunks(10, 3), vec![(0, 3), (3, 6), (6, 10)]);
+/// assert_eq!(knit_bench::work::chunks(10, 3), vec![(0, 3), (3, 6), (6, 10)]);
 /// ```
 pub fn chunks(n: u64, chunks: u64) -> Vec<(u64, u64)> {
     let step = n / chunks;
@@ -68,7 +68,7 @@ pub fn chunks(n: u64, chunks: u64) -> Vec<(u64, u64)> {
 /// and for every system.
 ///
 /// ```
-/// let long = (0..10_000).filter(|&i| knit_suite::work::is_long(i, 100)).count();
+/// let long = (0..10_000).filter(|&i| knit_bench::work::is_long(i, 100)).count();
 /// assert!((50..150).contains(&long));
 /// ```
 pub fn is_long(i: u64, one_in: u64) -> bool {

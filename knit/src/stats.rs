@@ -125,6 +125,7 @@ pub(crate) fn sum<'a>(counters: impl IntoIterator<Item = &'a Counters>) -> (u64,
 }
 
 /// Failed calls by [`CallError`](crate::CallError) variant.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FailedCounts {
@@ -251,6 +252,7 @@ impl Histogram {
 }
 
 /// Percentiles of a duration (from a histogram: p50 and p99 are within 25%).
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Percentiles {
     /// Median.
@@ -264,6 +266,7 @@ pub struct Percentiles {
 }
 
 /// One worker lane's share of the work.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LaneStats {
@@ -291,6 +294,7 @@ pub struct LaneStats {
 /// assert_eq!(stats.in_flight, 0);
 /// assert_eq!(stats.run.unwrap().count, 10);
 /// ```
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PoolStats {

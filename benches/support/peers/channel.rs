@@ -7,7 +7,7 @@
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use knit_suite::pin_to;
+use knit_bench::pin_to;
 
 /// Request and reply queues hold this many messages.
 pub const CAPACITY: usize = 4096;

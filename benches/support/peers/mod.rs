@@ -14,9 +14,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use knit::{create_pool, PoolOptions};
-use knit_suite::pin_to;
-use knit_suite::results::{Role, Spec};
-use knit_suite::runner::{timed, timed_cold};
+use knit_bench::pin_to;
+use knit_bench::results::{Role, Spec};
+use knit_bench::runner::{timed, timed_cold};
 
 use crate::suite::{spec, Bench};
 

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-use knit_suite::pin_to;
+use knit_bench::pin_to;
 
 /// A rayon thread pool; each call is a `spawn` whose closure sends the result
 /// back on a channel.

@@ -1,6 +1,6 @@
 //! A result as an SVG chart (plotters, SVG backend only).
 
-use knit_suite::results::{fmt_ratio, BenchResult, Chart, Role, Row};
+use knit_bench::results::{fmt_ratio, BenchResult, Chart, Role, Row};
 use plotters::coord::ranged1d::{IntoSegmentedCoord, SegmentValue, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;

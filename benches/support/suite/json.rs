@@ -1,6 +1,6 @@
 //! A result as JSON.
 
-use knit_suite::results::{BenchResult, Chart};
+use knit_bench::results::{BenchResult, Chart};
 use serde_json::{json, Map, Value};
 
 /// The JSON document of `result`: name, title, machine, run settings, method,

@@ -9,10 +9,10 @@ pub mod json;
 use std::path::Path;
 use std::time::Duration;
 
-use knit_suite::cli::Args;
-use knit_suite::machine::Machine;
-use knit_suite::results::{rows, BenchResult, Chart, Extra, Role, Spec};
-use knit_suite::{markdown, Runner, Scenario};
+use knit_bench::cli::Args;
+use knit_bench::machine::Machine;
+use knit_bench::results::{rows, BenchResult, Chart, Extra, Role, Spec};
+use knit_bench::{markdown, Runner, Scenario};
 
 /// One benchmark result in the making: scenarios grouped so that every
 /// system in a group does the same work, run in interleaved rounds.

@@ -1,4 +1,4 @@
-//! Faults the integration tests inject into tasks.
+//! Faults the integration tests inject into tasks: a panic payload that kills the thread running it.
 
 /// A panic payload whose `Drop` panics. A task that panics with it (see
 /// [`kill_thread`]) gets past `catch_unwind`, because dropping the caught
