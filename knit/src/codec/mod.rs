@@ -10,7 +10,34 @@
 //! or result) is therefore written and read here as one block copy, in the
 //! same bytes serde would produce: a `u64` length, then the bytes. A
 //! `Vec<u8>` nested in another type still goes through serde.
+//!
+//! # Nesting limit
+//!
+//! serde encodes and decodes a value by recursion, one stack frame or more
+//! per level, so a deep enough value (`enum Nest { Leaf, Node(Box<Nest>) }`
+//! 20,000 deep) would overflow the thread's stack and abort the process. A
+//! payload may therefore nest at most [`MAX_DEPTH`] levels: a deeper argument
+//! or result fails with [`PayloadError::Encode`] when sized or written, and
+//! deeper bytes fail with [`PayloadError::Decode`], each saying "nested deeper
+//! than 128 levels", before the stack is at risk. One level is one of: a
+//! sequence (`Vec`, slice, set), a tuple, a tuple struct, a struct, a map, a
+//! `Some`, a newtype struct, or an enum variant with data (newtype, tuple or
+//! struct variant). Scalars, strings, bytes, `()`, unit structs, `None` and
+//! unit variants are no level; `Box`, `Rc` and references are transparent. A
+//! value's depth is the most levels nested one in another: `5u64` is 0,
+//! `(1, 2)` 1, `vec![Some(1)]` 2, and a `Nest` of n `Node`s n. The encoder
+//! and the decoder count alike, so whatever encodes also decodes.
+//! ([`depth_ser`] and [`depth_de`] hold the counting adapters.) A type can
+//! only recurse through newtype variants, newtype structs and `Option`
+//! anyway: serde-wincode's compound serializers and accesses reborrow their
+//! writer or reader, so recursion through a sequence, tuple, struct or map
+//! makes an infinitely deep type and fails to compile.
 
+mod depth_de;
+mod depth_ser;
+
+use std::cell::Cell;
+use std::fmt;
 use std::mem::ManuallyDrop;
 
 use serde::de::DeserializeOwned;
@@ -18,6 +45,38 @@ use serde::Serialize;
 use serde_wincode::SerdeCompat;
 
 use crate::error::PayloadError;
+use depth_de::Limited;
+use depth_ser::Depth;
+
+/// How many levels a payload may nest (what counts as a level: see the module
+/// docs). serde_json's default recursion limit: deep enough for data, and it
+/// bounds the stack a payload can take. The issue's 20,000 levels overflowed a
+/// worker's 2 MiB stack, about 100 bytes a level; a debug build, or a type
+/// with big fields held on the stack while it decodes, takes more, but 128
+/// levels leave 16 KiB a level before a 2 MiB stack runs out.
+pub(crate) const MAX_DEPTH: usize = 128;
+
+/// The error of a value nested deeper than [`MAX_DEPTH`] levels.
+struct TooDeep;
+
+impl fmt::Display for TooDeep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a value nested deeper than {MAX_DEPTH} levels")
+    }
+}
+
+/// An encoding error: wincode keeps only "serde error" of a serializer's own
+/// message, so the depth limit says so through `exceeded`. (Cold and out of
+/// line, as is [`decode_error`]: the formatting stays out of the hot path.)
+#[cold]
+#[inline(never)]
+fn encode_error(e: wincode::error::WriteError, exceeded: &Cell<bool>) -> PayloadError {
+    PayloadError::Encode(if exceeded.get() {
+        TooDeep.to_string()
+    } else {
+        e.to_string()
+    })
+}
 
 /// How much a decoder may reserve before reading, per length prefix. The bytes
 /// themselves are bounded by the payload cap; this only stops a hostile length
@@ -66,9 +125,11 @@ pub(crate) fn encoded_len<T: Serialize>(value: &T) -> Result<usize, PayloadError
     if let Some(bytes) = as_byte_vec(value) {
         return Ok(LEN_PREFIX + bytes.len());
     }
-    <SerdeCompat<T> as wincode::config::Serialize<_>>::serialized_size(value, config())
+    let exceeded = Cell::new(false);
+    let value = Depth::new(value, MAX_DEPTH, &exceeded);
+    <SerdeCompat<Depth<'_, T>> as wincode::config::Serialize<_>>::serialized_size(&value, config())
         .map(|n| n as usize)
-        .map_err(|e| PayloadError::Encode(e.to_string()))
+        .map_err(|e| encode_error(e, &exceeded))
 }
 
 /// Encodes `value` into `dst`, which must be exactly `encoded_len(value)` long.
@@ -85,8 +146,14 @@ pub(crate) fn encode_into<T: Serialize>(value: &T, dst: &mut [u8]) -> Result<(),
         return Ok(());
     }
     let mut w: &mut [u8] = dst;
-    <SerdeCompat<T> as wincode::config::Serialize<_>>::serialize_into(&mut w, value, config())
-        .map_err(|e| PayloadError::Encode(e.to_string()))?;
+    let exceeded = Cell::new(false);
+    let value = Depth::new(value, MAX_DEPTH, &exceeded);
+    <SerdeCompat<Depth<'_, T>> as wincode::config::Serialize<_>>::serialize_into(
+        &mut w,
+        &value,
+        config(),
+    )
+    .map_err(|e| encode_error(e, &exceeded))?;
     if !w.is_empty() {
         return Err(PayloadError::Encode(
             "encoder wrote fewer bytes than it announced".into(),
@@ -141,18 +208,31 @@ fn decode_byte_vec(src: &[u8]) -> Result<Vec<u8>, PayloadError> {
     }
 }
 
+/// What `SerdeCompat::<T>::get` does, with the deserializer wrapped in the
+/// depth limit (and the deserializer's own error, whose text says what went
+/// wrong, where wincode's would say only "serde error").
 fn decode_with<T: DeserializeOwned, C: wincode::config::Config>(
     src: &[u8],
     _config: C,
 ) -> Result<T, PayloadError> {
     let mut r: &[u8] = src;
-    let value = <SerdeCompat<T> as wincode::SchemaRead<'_, C>>::get(&mut r)
-        .map_err(|e| PayloadError::Decode(e.to_string()))?;
+    let de = serde_wincode::Deserializer::<_, C>::new(&mut r);
+    let value = T::deserialize(Limited::new(de, MAX_DEPTH)).map_err(decode_error)?;
     if !r.is_empty() {
         return Err(PayloadError::Decode(format!("{} trailing bytes", r.len())));
     }
     Ok(value)
 }
+
+/// A decoding error, in the decoder's own words.
+#[cold]
+#[inline(never)]
+fn decode_error(e: impl fmt::Display) -> PayloadError {
+    PayloadError::Decode(e.to_string())
+}
+
+#[cfg(test)]
+mod depth_tests;
 
 #[cfg(test)]
 mod tests {
