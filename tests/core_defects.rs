@@ -13,7 +13,7 @@ use knit::{
     create_pool, Balancer, Call, CallError, Caller, Inliner, PayloadError, Pool, PoolOptions,
     QueuePolicy,
 };
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 #[knit::task]
 fn take_u64(x: u64) -> u64 {
@@ -137,6 +137,121 @@ fn a_panicking_serialize_waiting_for_room_takes_no_place() {
         ..PoolOptions::default()
     };
     panicking_arguments_leave_nothing_behind(waiting, true);
+}
+
+// --- 2. A deeply nested value is a payload error, never a stack overflow. ---
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+enum Nest {
+    Leaf,
+    Node(Box<Nest>),
+}
+
+impl Nest {
+    fn deep(levels: u32) -> Nest {
+        (0..levels).fold(Nest::Leaf, |inner, _| Nest::Node(Box::new(inner)))
+    }
+
+    fn depth(&self) -> u32 {
+        let (mut n, mut at) = (0, self);
+        while let Nest::Node(inner) = at {
+            n += 1;
+            at = inner;
+        }
+        n
+    }
+}
+
+/// Dropped link by link: the derived drop of a 100,000-deep chain would
+/// overflow the stack by itself.
+impl Drop for Nest {
+    fn drop(&mut self) {
+        let Nest::Node(first) = self else { return };
+        let mut next = std::mem::replace(first, Box::new(Nest::Leaf));
+        // Each link is unhooked from its child before it is dropped.
+        while let Nest::Node(child) = &mut *next {
+            let child = std::mem::replace(child, Box::new(Nest::Leaf));
+            next = child;
+        }
+    }
+}
+
+#[knit::task]
+fn nest_depth(n: Nest) -> u32 {
+    n.depth()
+}
+
+#[knit::task]
+fn make_nest(levels: u32) -> Nest {
+    Nest::deep(levels)
+}
+
+/// The bytes of a `Nest` `levels` deep (bincode's enum tags: a u32 each),
+/// written as a flat tuple so the sender itself nests nothing.
+struct NestBytes(u32);
+
+impl Serialize for NestBytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut t = s.serialize_tuple(self.0 as usize + 1)?;
+        for _ in 0..self.0 {
+            t.serialize_element(&1u32)?;
+        }
+        t.serialize_element(&0u32)?;
+        t.end()
+    }
+}
+
+fn is_depth_error(why: &str) -> bool {
+    why.contains(&format!("nested deeper than {} levels", knit::MAX_DEPTH))
+}
+
+#[test]
+fn deeply_nested_arguments_and_results_are_payload_errors() {
+    let pool = create_pool(PoolOptions {
+        threads: 1,
+        pin: false,
+        ..PoolOptions::default()
+    })
+    .unwrap();
+    let depth = knit::MAX_DEPTH as u32;
+    // At the limit, both ways.
+    assert_eq!(pool.call.nest_depth(Nest::deep(depth)).wait(), Ok(depth));
+    assert_eq!(
+        pool.call.make_nest(depth).wait().map(|n| n.depth()),
+        Ok(depth)
+    );
+    // 20,000 deep, arriving at the worker from a sender that did not check.
+    match pool
+        .call
+        .by_name::<_, u32>("nest_depth", &NestBytes(20_000))
+        .wait()
+    {
+        Err(CallError::Payload(PayloadError::Decode(why))) => {
+            assert!(is_depth_error(&why), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // 100,000 deep as a result: the worker refuses to encode it.
+    match pool.call.make_nest(100_000).wait() {
+        Err(CallError::Payload(PayloadError::Encode(why))) => {
+            assert!(is_depth_error(&why), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // 100,000 deep as an argument: the caller refuses to encode it.
+    match pool.call.nest_depth(Nest::deep(100_000)).wait() {
+        Err(CallError::Payload(PayloadError::Encode(why))) => {
+            assert!(is_depth_error(&why), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // One past the limit fails too; the worker is still serving.
+    assert!(matches!(
+        pool.call.nest_depth(Nest::deep(depth + 1)).wait(),
+        Err(CallError::Payload(PayloadError::Encode(_)))
+    ));
+    assert_eq!(pool.call.take_u64(3).wait(), Ok(3));
 }
 
 // --- 3. With an inline lane, `wait_for` and `poll` keep to their limits. ---

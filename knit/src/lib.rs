@@ -60,6 +60,7 @@ mod worker;
 pub use balance::{Balance, Balancer, LaneLoad};
 pub use call::{Call, CancelHandle, Cancelled};
 pub use caller::Caller;
+pub use codec::MAX_DEPTH;
 pub use cx::TaskCx;
 pub use error::{CallError, PayloadError, PoolError};
 #[doc = include_str!("../docs/task.md")]

@@ -13,3 +13,8 @@ pub mod faults;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// docs/usage.md's Rust examples, run as doctests too.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/usage.md")]
+pub struct UsageDoctests;

@@ -114,17 +114,32 @@ impl<'a, S: Serializer> Serializer for Proxy<'a, S> {
         serialize_i16(i16);
         serialize_i32(i32);
         serialize_i64(i64);
-        serialize_i128(i128);
         serialize_u8(u8);
         serialize_u16(u16);
         serialize_u32(u32);
         serialize_u64(u64);
-        serialize_u128(u128);
         serialize_f32(f32);
         serialize_f64(f64);
         serialize_char(char);
         serialize_str(&str);
         serialize_bytes(&[u8]);
+    }
+
+    /// serde-wincode's writer has no 128-bit integers (serde's default
+    /// refuses them) although its sizer and reader have: written here as
+    /// two little-endian `u64`s, low half first, which are the same 16 bytes.
+    #[inline]
+    fn serialize_i128(self, v: i128) -> Result<S::Ok, S::Error> {
+        self.serialize_u128(v as u128)
+    }
+
+    #[inline]
+    fn serialize_u128(self, v: u128) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut halves = self.inner.serialize_tuple(2)?;
+        halves.serialize_element(&(v as u64))?;
+        halves.serialize_element(&((v >> 64) as u64))?;
+        halves.end()
     }
 
     #[inline(always)]
