@@ -256,28 +256,38 @@ fn deeply_nested_arguments_and_results_are_payload_errors() {
 
 // --- 3. With an inline lane, `wait_for` and `poll` keep to their limits. ---
 
-/// Inline-lane runs of `counted_nap` on threads that are not workers.
-static RAN_ON_CALLERS: AtomicU64 = AtomicU64::new(0);
+/// Runs of `counted_nap` on threads that are not workers, by tag (each test
+/// its own tag: tests run side by side).
+static RAN_ON_CALLERS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+fn ran_on_callers(tag: u64) -> usize {
+    RAN_ON_CALLERS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|&&t| t == tag)
+        .count()
+}
 
 #[knit::task]
-fn counted_nap(ms: u64) -> u64 {
+fn counted_nap(tag_ms: (u64, u64)) -> u64 {
     let on_worker = std::thread::current()
         .name()
         .is_some_and(|n| n.starts_with("knit-worker"));
     if !on_worker {
-        RAN_ON_CALLERS.fetch_add(1, Ordering::SeqCst);
+        RAN_ON_CALLERS.lock().unwrap().push(tag_ms.0);
     }
-    std::thread::sleep(Duration::from_millis(ms));
-    ms
+    std::thread::sleep(Duration::from_millis(tag_ms.1));
+    tag_ms.1
 }
 
-fn inline_pool() -> Pool {
+fn inline_pool(batch_size: usize) -> Pool {
     create_pool(PoolOptions {
         threads: 1,
         pin: false,
         inliner: Some(Inliner {
             dispatch_threshold: 0,
-            batch_size: 1,
+            batch_size,
             ..Inliner::default()
         }),
         ..PoolOptions::default()
@@ -287,31 +297,35 @@ fn inline_pool() -> Pool {
 
 #[test]
 fn wait_for_starts_no_inline_call_once_its_limit_has_passed() {
-    let pool = inline_pool();
-    let before = RAN_ON_CALLERS.load(Ordering::SeqCst);
-    // Round robin over the worker lane and the inline lane: about half of
-    // these queue on the inline lane, ahead of the last call.
-    let ahead: Vec<_> = (0..20).map(|_| pool.call.counted_nap(30)).collect();
-    let last = pool.call.counted_nap(30);
-    let last = match last.wait_for(Duration::from_millis(1)) {
-        Err(still) => still,
-        Ok(r) => panic!("settled within 1 ms: {r:?}"),
-    };
-    // Each inline call takes 30 ms, far past the 1 ms limit: once the
-    // first had started, no other may.
-    let ran = RAN_ON_CALLERS.load(Ordering::SeqCst) - before;
-    assert!(ran <= 1, "wait_for(1 ms) ran {ran} inline calls");
-    assert_eq!(last.wait(), Ok(30));
-    for c in ahead {
-        assert_eq!(c.wait(), Ok(30));
+    for (tag, batch_size) in [(1, 1), (2, 4)] {
+        let pool = inline_pool(batch_size);
+        // Round robin over the worker lane and the inline lane: about half
+        // of these queue on the inline lane, ahead of the last call.
+        let ahead: Vec<_> = (0..20).map(|_| pool.call.counted_nap((tag, 30))).collect();
+        let last = pool.call.counted_nap((tag, 30));
+        let last = match last.wait_for(Duration::from_millis(1)) {
+            Err(still) => still,
+            Ok(r) => panic!("settled within 1 ms: {r:?}"),
+        };
+        // Each inline call takes 30 ms, far past the 1 ms limit: once the
+        // first had started, no other may (whatever the batch size).
+        let ran = ran_on_callers(tag);
+        assert!(
+            ran <= 1,
+            "wait_for(1 ms) ran {ran} inline calls (batch {batch_size})"
+        );
+        assert_eq!(last.wait(), Ok(30));
+        for c in ahead {
+            assert_eq!(c.wait(), Ok(30));
+        }
     }
 }
 
 #[test]
 fn polling_an_inline_call_never_runs_a_task_on_the_polling_thread() {
-    let pool = inline_pool();
-    let before = RAN_ON_CALLERS.load(Ordering::SeqCst);
-    let mut calls: Vec<Call<u64>> = (0..10).map(|_| pool.call.counted_nap(5)).collect();
+    let tag = 3;
+    let pool = inline_pool(1);
+    let mut calls: Vec<Call<u64>> = (0..10).map(|_| pool.call.counted_nap((tag, 5))).collect();
     let waker = futures::task::noop_waker();
     let mut cx = Context::from_waker(&waker);
     for c in &mut calls {
@@ -320,19 +334,11 @@ fn polling_an_inline_call_never_runs_a_task_on_the_polling_thread() {
             panic!("settled at its first poll: {r:?}");
         }
     }
-    assert_eq!(
-        RAN_ON_CALLERS.load(Ordering::SeqCst),
-        before,
-        "a poll ran a task"
-    );
+    assert_eq!(ran_on_callers(tag), 0, "a poll ran a task");
     for c in calls {
         assert_eq!(futures::executor::block_on(c), Ok(5));
     }
-    assert_eq!(
-        RAN_ON_CALLERS.load(Ordering::SeqCst),
-        before,
-        "an await ran a task"
-    );
+    assert_eq!(ran_on_callers(tag), 0, "an await ran a task");
 }
 
 // --- 4. With an inline lane, dropped calls still run. ---
@@ -437,6 +443,9 @@ fn a_task_on_a_one_worker_pool_waits_for_the_tasks_it_calls() {
     assert_eq!(call.plus_one_via_pool(41).wait(), Ok(42));
     assert_eq!(call.depth_first(50).wait(), Ok(50));
     assert_eq!(call.fan_out(100).wait(), Ok(4950));
+    // More calls than the worker's own ring holds: those that find it full
+    // run at once where they are made, instead of waiting for the ring.
+    assert_eq!(call.fan_out(5000).wait(), Ok(5000 * 4999 / 2));
     assert_eq!(call.awaits_the_pool(21).wait(), Ok(42));
 }
 
@@ -476,6 +485,38 @@ fn a_task_waiting_for_a_call_queued_behind_it_fails_at_once() {
         "the lane keeps serving"
     );
     drained(&pool);
+}
+
+// --- Cancel handles wake what waits for room. ---
+
+#[test]
+fn cancelling_a_call_waiting_for_room_wakes_its_waiter() {
+    let pool = create_pool(PoolOptions {
+        threads: 1,
+        pin: false,
+        max_queue: Some(1),
+        queue_policy: QueuePolicy::Wait,
+        ..PoolOptions::default()
+    })
+    .unwrap();
+    // Holds the one place for far longer than a cancel takes to be seen.
+    let blocker = pool.call.nap(3_000);
+    let blocked = pool.call.take_u64(1);
+    let polled = pool.call.take_u64(2);
+    let (h1, h2) = (blocked.cancel_handle(), polled.cancel_handle());
+    let waiting = std::thread::spawn(move || blocked.wait());
+    let awaiting = std::thread::spawn(move || futures::executor::block_on(polled));
+    // Let both go to sleep for room first.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(h1.cancel(), knit::Cancelled::BeforeRun);
+    assert_eq!(h2.cancel(), knit::Cancelled::BeforeRun);
+    assert_eq!(waiting.join().unwrap(), Err(CallError::Aborted));
+    assert_eq!(awaiting.join().unwrap(), Err(CallError::Aborted));
+    assert!(
+        !blocker.is_ready(),
+        "the waiters woke only once room was made"
+    );
+    assert_eq!(blocker.wait(), Ok(3_000));
 }
 
 // --- 7. Smaller ones. ---

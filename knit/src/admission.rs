@@ -9,6 +9,9 @@ use knit_transport::futex::{FutexWord, Sharing};
 use crate::error::CallError;
 use crate::options::QueuePolicy;
 
+/// How long a waiter that may be cancelled sleeps between looks.
+const GIVE_UP_NAP: std::time::Duration = std::time::Duration::from_millis(5);
+
 pub(crate) struct Admission {
     in_flight: FutexWord,
     max: u32,
@@ -78,12 +81,21 @@ impl Admission {
     }
 
     /// Takes a place for one call, sleeping for room (until `until`, if given:
-    /// then false) when all are taken.
-    pub(crate) fn acquire_until(&self, until: Option<std::time::Instant>) -> bool {
+    /// then false) when all are taken. With `give_up`, it also returns false
+    /// once that says so, which it asks at least every [`GIVE_UP_NAP`] (a
+    /// cancel from another thread moves no word this sleeps on).
+    pub(crate) fn acquire_until(
+        &self,
+        until: Option<std::time::Instant>,
+        give_up: Option<&dyn Fn() -> bool>,
+    ) -> bool {
         let word = self.in_flight.atomic();
         loop {
             if self.take_place() {
                 return true;
+            }
+            if give_up.is_some_and(|g| g()) {
+                return false;
             }
             let n = word.load(Ordering::Acquire);
             let timeout = match until {
@@ -92,6 +104,11 @@ impl Admission {
                     _ => return false,
                 },
                 None => None,
+            };
+            let timeout = match (timeout, give_up) {
+                (Some(t), Some(_)) => Some(t.min(GIVE_UP_NAP)),
+                (None, Some(_)) => Some(GIVE_UP_NAP),
+                (t, None) => t,
             };
             // Announce, then look again (both sequentially consistent, as is
             // `release`'s pair): either `release` sees the sleeper and wakes

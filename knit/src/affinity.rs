@@ -9,8 +9,11 @@
 //! (a function in the executable's `.init_array`, run by the loader while the
 //! main thread still has the mask the process was started with). Where that
 //! snapshot is missing, the main thread's mask from `/proc/self/status` is
-//! used instead. The quota is what `std::thread::available_parallelism`
-//! reports for a thread whose mask is the whole allowed set.
+//! used instead (and when knit is loaded later with `dlopen`, the hook runs
+//! at load time: then it sees the loading thread's mask). The quota is what
+//! `std::thread::available_parallelism` reports for a thread whose mask is
+//! the whole allowed set; finding it starts one short-lived thread, the
+//! first time a pool's defaults are asked for.
 
 use std::sync::OnceLock;
 
@@ -83,8 +86,12 @@ fn quota_parallelism(allowed: &[CoreId]) -> Option<usize> {
     std::thread::Builder::new()
         .name("knit-cpu-probe".into())
         .spawn(move || {
+            // If this thread cannot be given the whole set, its count would
+            // be the creating thread's own pinning: no answer then.
             #[cfg(target_os = "linux")]
-            startup::allow(&allowed);
+            if !startup::allow(&allowed) {
+                return None;
+            }
             #[cfg(not(target_os = "linux"))]
             let _ = allowed;
             std::thread::available_parallelism().ok().map(|n| n.get())
@@ -141,13 +148,14 @@ mod startup {
         (!cpus.is_empty()).then_some(cpus)
     }
 
-    /// Lets the calling thread run on every CPU of `allowed` (best effort).
-    pub(super) fn allow(allowed: &[CoreId]) {
+    /// Lets the calling thread run on every CPU of `allowed`; false if it
+    /// could not.
+    pub(super) fn allow(allowed: &[CoreId]) -> bool {
         let mut set = CpuSet::new();
         for core in allowed.iter().filter(|c| c.id < CpuSet::MAX_CPU) {
             set.set(core.id);
         }
-        let _ = sched_setaffinity(None, &set);
+        sched_setaffinity(None, &set).is_ok()
     }
 }
 

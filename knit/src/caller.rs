@@ -124,10 +124,10 @@ impl Caller {
         // A call made by one of this pool's own workers (a task calling
         // another task) keeps its argument, so that a worker waiting for it
         // can run it itself instead of blocking its lane (see `Via::Nested`).
-        let nested = worker::on_this_thread(shared).is_some();
+        let nested = worker::on_this_thread(shared).map(|here| here.number);
         if let Some(admission) = &shared.table.admission {
             if !admission.try_acquire()? {
-                if nested {
+                if nested.is_some() {
                     // A worker must not sleep for room: the calls holding
                     // the places may be queued behind it.
                     return Err(CallError::QueueFull);
@@ -141,8 +141,8 @@ impl Caller {
             }
         }
         let encode = |dst: &mut [u8]| guarded(|| codec::encode_into(arg, dst));
-        if nested {
-            return self.send_nested(entry, len, &encode);
+        if let Some(lane_number) = nested {
+            return self.send_nested(entry, len, &encode, lane_number);
         }
         self.send_admitted(entry, len, &encode).map(|(t, inline)| {
             let via = if inline { Via::Inline } else { Via::Lane };
@@ -158,20 +158,15 @@ impl Caller {
         entry: &'static TaskEntry,
         len: usize,
         encode: &dyn Fn(&mut [u8]) -> Result<(), PayloadError>,
+        lane_number: usize,
     ) -> Result<Sent, CallError> {
         let shared = &self.shared;
         let job = self.job(entry, len, encode)?;
-        let ticket = job.ticket;
-        let kept: Box<[u8]> = job.input.as_slice().into();
-        let sent = match &shared.queue {
-            Some(queue) => queue.push(job).map_err(|_| CallError::Closed),
-            None => shared.send_claimable(ticket, entry.id, &job.input, true),
-        };
-        match sent {
-            Ok(()) => Ok(Sent::InFlight(ticket, Via::Nested(kept))),
+        match shared.send_nested(&job, lane_number) {
+            Ok(()) => Ok(Sent::InFlight(job.ticket, Via::Nested(job.input.into()))),
             Err(e) => {
                 // Never sent: nobody else knows this ticket.
-                shared.table.discard(ticket);
+                shared.table.discard(job.ticket);
                 Err(e)
             }
         }

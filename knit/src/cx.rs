@@ -47,7 +47,7 @@ impl<'a> TaskCx<'a> {
     }
 
     /// The old name of [`TaskCx::stop_requested`].
-    #[deprecated(since = "0.2.0", note = "renamed `stop_requested`")]
+    #[deprecated(since = "0.1.0", note = "renamed `stop_requested`")]
     #[inline]
     pub fn has_aborted(&self) -> bool {
         self.stop_requested()

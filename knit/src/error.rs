@@ -64,7 +64,9 @@ pub enum CallError {
     /// The call's budget ran out (counted from when it was made). The task was
     /// signalled to abort and its late result is dropped.
     Timeout,
-    /// `max_queue` calls were already in flight and the policy is `Reject`.
+    /// `max_queue` calls were already in flight and the policy is `Reject`
+    /// (or the call was made on one of the pool's own workers, which never
+    /// sleeps for room: the calls holding the places may be queued behind it).
     QueueFull,
     /// Every slot of the pool's call table (`max_in_flight`, which is also the
     /// capacity of the abort flags) holds a call.

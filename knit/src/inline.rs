@@ -4,7 +4,10 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use std::time::Instant;
+
 use crate::cx::TaskCx;
+use crate::error::CallError;
 use crate::registry::TaskEntry;
 use crate::run::run_task;
 use crate::shared::Shared;
@@ -24,6 +27,9 @@ pub(crate) struct InlineLane {
     closed: AtomicBool,
     pub submitted: AtomicU64,
     pub completed: AtomicU64,
+    /// Calls taken off this lane to a worker lane (counted done here, run
+    /// and counted there).
+    pub moved_out: AtomicU64,
     pub batch_size: usize,
     pub dispatch_threshold: usize,
     /// This lane's index in the balancer's numbering.
@@ -37,6 +43,7 @@ impl InlineLane {
             closed: AtomicBool::new(false),
             submitted: AtomicU64::new(0),
             completed: AtomicU64::new(0),
+            moved_out: AtomicU64::new(0),
             batch_size: batch_size.max(1),
             dispatch_threshold,
             index,
@@ -64,10 +71,11 @@ impl InlineLane {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs up to `max` queued jobs on this thread; returns how many it took.
-    pub(crate) fn run_some(&self, max: usize, shared: &Shared) -> usize {
+    /// Runs up to `max` queued jobs on this thread, starting none once
+    /// `until` (if given) has passed; returns how many it took.
+    pub(crate) fn run_some(&self, max: usize, until: Option<Instant>, shared: &Shared) -> usize {
         let mut ran = 0;
-        while ran < max {
+        while ran < max && until.is_none_or(|u| Instant::now() < u) {
             let Some(job) = self.lock().pop_front() else {
                 break;
             };
@@ -83,15 +91,28 @@ impl InlineLane {
     }
 
     /// Takes `ticket`'s job off the queue if it is still there (nobody has
-    /// begun to run it), counting it as taken.
-    pub(crate) fn remove(&self, ticket: Ticket) -> Option<InlineJob> {
+    /// begun to run it): `moved` to a worker lane (which counts it from
+    /// then on), or dropped (the call settled early, so nobody runs it).
+    pub(crate) fn remove(&self, ticket: Ticket, moved: bool) -> Option<InlineJob> {
         let job = {
             let mut queue = self.lock();
             let at = queue.iter().position(|j| j.ticket == ticket)?;
             queue.remove(at)?
         };
-        self.completed.fetch_add(1, Ordering::Release);
+        let count = if moved {
+            &self.moved_out
+        } else {
+            &self.completed
+        };
+        count.fetch_add(1, Ordering::Release);
         Some(job)
+    }
+
+    /// Puts back at the front a job [`InlineLane::remove`] moved off, which
+    /// found no room on a worker lane.
+    pub(crate) fn put_back(&self, job: InlineJob) {
+        self.lock().push_front(job);
+        self.moved_out.fetch_sub(1, Ordering::Release);
     }
 
     /// Empties the queue (for `shutdown_now`), counting the jobs as taken.
@@ -104,7 +125,8 @@ impl InlineLane {
 
     pub(crate) fn in_flight(&self) -> usize {
         let submitted = self.submitted.load(Ordering::Relaxed);
-        submitted.saturating_sub(self.completed.load(Ordering::Acquire)) as usize
+        let done = self.completed.load(Ordering::Acquire) + self.moved_out.load(Ordering::Acquire);
+        submitted.saturating_sub(done) as usize
     }
 }
 
@@ -123,6 +145,15 @@ pub(crate) fn run_claimable(
 ) -> bool {
     let table = &shared.table;
     if !table.claim_run(ticket) {
+        counted();
+        return false;
+    }
+    if shared.halted.load(Ordering::Relaxed) {
+        // `shutdown_now` has begun: nothing starts any more (best effort
+        // here: unlike a worker lane's, this look is not fenced against the
+        // halt, so a call claimed just as it is raised may still run).
+        table.settle_early(ticket, CallError::Closed, false, None);
+        table.abandon_run(ticket);
         counted();
         return false;
     }

@@ -36,6 +36,7 @@ mod balance;
 mod block_on;
 mod call;
 mod caller;
+mod claimable;
 mod codec;
 mod cx;
 mod deadline;

@@ -16,7 +16,9 @@ pub enum InlinePosition {
 }
 
 /// The calling thread as an extra lane: calls routed to it run on whichever
-/// thread waits for a result (or polls a `Call`), in batches.
+/// thread waits for a result (`Call::wait`), in batches. A call of it that
+/// is polled (`.await`) or dropped instead moves to a worker lane, so async
+/// callers never run tasks.
 ///
 /// ```
 /// use knit::{Inliner, InlinePosition, PoolOptions};
@@ -75,8 +77,9 @@ pub struct PoolOptions {
     /// How long an idle worker spins before parking.
     pub worker_spin: Duration,
     /// How long a waiting caller spins before parking. When `threads` is at
-    /// least the machine's online cores, a waiting caller shares its core with
-    /// a worker, so it yields the core between looks instead of keeping it.
+    /// least the CPUs the process may use (see `threads`), a waiting caller
+    /// shares its core with a worker, so it yields the core between looks
+    /// instead of keeping it.
     pub caller_spin: Duration,
     /// Largest encoded argument or result (default 16 MiB; at most
     /// `u32::MAX` bytes, one byte short of 4 GiB).

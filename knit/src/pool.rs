@@ -224,7 +224,7 @@ impl Pool {
     fn drain_inline(&self) {
         let shared = self.shared();
         if let Some(inline) = &shared.inline {
-            while inline.run_some(usize::MAX, shared) > 0 {}
+            while inline.run_some(usize::MAX, None, shared) > 0 {}
         }
     }
 
@@ -275,6 +275,7 @@ impl Pool {
         (0..shared.lane_count())
             .map(|i| match shared.route(i) {
                 Route::Worker(l) => l.completed(),
+                // Calls moved to a worker lane are counted there.
                 Route::Inline(l) => l.completed.load(Ordering::Relaxed),
             })
             .collect()
@@ -302,7 +303,8 @@ impl Pool {
             + shared
                 .queue
                 .as_ref()
-                .map_or(0, |q| q.accepted.load(Ordering::Relaxed));
+                .map_or(0, |q| q.accepted.load(Ordering::Relaxed))
+            + shared.stats.run_unsent.load(Ordering::Relaxed);
         let refused = shared.stats.refused.load(Ordering::Relaxed);
         let settled = (completed + failed.total()).saturating_sub(refused);
         let in_flight = accepted.saturating_sub(settled);
@@ -341,7 +343,8 @@ impl Drop for Pool {
     /// Closes the pool. With `drop_grace` zero (the default) it does not wait:
     /// queued calls still run on the detached workers, which exit once their
     /// lanes are drained, but calls queued on the inline lane, which has no
-    /// worker, are settled with `CallError::Closed`. Otherwise it waits up to
+    /// worker, are settled with `CallError::Closed` (one whose own `Call` is
+    /// being dropped at that moment may run instead). Otherwise it waits up to
     /// `drop_grace` for them, then settles the rest with `CallError::Closed`.
     fn drop(&mut self) {
         if self.drop_grace.is_zero() {

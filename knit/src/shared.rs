@@ -7,20 +7,18 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use core_affinity::CoreId;
-use knit_transport::{
-    Consumer, Envelope, LaneConfig, LaneRegion, Producer, TransportError, WorkerEnd,
-};
+use knit_transport::{Consumer, LaneConfig, LaneRegion, Producer, TransportError, WorkerEnd};
 
 use crate::balance::{Balancer, Router};
 use crate::deadline::Next;
-use crate::error::{CallError, PayloadError};
-use crate::inline::{run_claimable, InlineLane};
+use crate::error::CallError;
+use crate::inline::InlineLane;
 use crate::lane::{ThreadLane, WorkerStatus};
 use crate::queue::SharedQueue;
 use crate::registry::{Registry, TaskEntry};
 use crate::stats::PoolCounters;
 use crate::table::{CallTable, CallerSpin, Ticket};
-use crate::worker::{worker_loop, WorkerContext, FLAG_CLAIMABLE, FLAG_REDELIVERED};
+use crate::worker::{worker_loop, WorkerContext, FLAG_REDELIVERED};
 
 /// Why a lane gets a new worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,89 +197,15 @@ impl Shared {
     /// none once `until` has passed.
     pub(crate) fn run_inline_until(&self, ticket: Ticket, until: Option<Instant>) {
         if let Some(inline) = &self.inline {
-            while !self.table.is_done(ticket)
-                && until.is_none_or(|u| Instant::now() < u)
-                && inline.run_some(1, self) > 0
-            {}
+            while !self.table.is_done(ticket) && inline.run_some(1, until, self) > 0 {}
         }
     }
 
-    /// Moves inline call `ticket`, if it is still queued, to a worker lane:
-    /// its `Call` will not run it (it was dropped, or it is polled by an
-    /// async caller, which must not block on a task).
-    pub(crate) fn forward_inline(&self, ticket: Ticket) {
-        let Some(inline) = &self.inline else { return };
-        let Some(job) = inline.remove(ticket) else {
-            return;
-        };
-        match self.send_claimable(ticket, job.entry.id, &job.input, false) {
-            Ok(()) => {}
-            // The pool is shutting down and its rings are closed, but it
-            // still runs what it accepted (unless `shutdown_now` halted it).
-            Err(CallError::Closed) if !self.halted.load(Ordering::Relaxed) => {
-                run_claimable(self, ticket, job.entry, &job.input, inline.index, || {});
-            }
-            Err(e) => {
-                self.settle_early(ticket, e);
-            }
-        }
-    }
-
-    /// Sends call `ticket` of task `task_id` with `input` to the least loaded
-    /// worker lane as a frame whose runner claims it by compare-and-swap
-    /// (`FLAG_CLAIMABLE`): a call that is not laned, which another thread may
-    /// run first. `fresh`: a new call (not one another lane accepted).
-    pub(crate) fn send_claimable(
-        &self,
-        ticket: Ticket,
-        task_id: u64,
-        input: &[u8],
-        fresh: bool,
-    ) -> Result<(), CallError> {
-        let lane = self
-            .lanes
-            .iter()
-            .min_by_key(|l| l.in_flight())
-            .expect("a pool has at least one worker lane");
-        let sender = lane.lock();
-        if self.closed.load(Ordering::Relaxed) {
-            return Err(CallError::Closed);
-        }
-        let env = Envelope {
-            call_id: ticket.call_id(),
-            task_id,
-            flags: FLAG_CLAIMABLE,
-        };
-        let copy = |dst: &mut [u8], _: &mut Envelope| dst.copy_from_slice(input);
-        let (_sender, sent) = lane.send_frame(sender, env, input.len(), copy);
-        match sent {
-            Ok(()) if fresh => {
-                lane.count_submitted();
-                Ok(())
-            }
-            Ok(()) => {
-                lane.count_moved_in();
-                Ok(())
-            }
-            Err(e) => Err(self.send_error(e)),
-        }
-    }
-
-    /// The error of a call whose frame a worker lane refused.
-    pub(crate) fn send_error(&self, e: TransportError) -> CallError {
-        match e {
-            TransportError::TooLarge { len, max } => PayloadError::TooLarge { len, max }.into(),
-            // A closed ring in an open pool: the lane's worker died and
-            // could not be replaced.
-            TransportError::Closed if !self.closed.load(Ordering::Acquire) => CallError::WorkerLost,
-            _ => CallError::Closed,
-        }
-    }
-
-    /// Lets a waiting thread run a batch of inline jobs; returns whether it ran any.
-    pub(crate) fn help_inline(&self) -> bool {
+    /// Lets a waiting thread run a batch of inline jobs, starting none once
+    /// `until` has passed; returns whether it ran any.
+    pub(crate) fn help_inline(&self, until: Option<Instant>) -> bool {
         match &self.inline {
-            Some(inline) => inline.run_some(inline.batch_size, self) > 0,
+            Some(inline) => inline.run_some(inline.batch_size, until, self) > 0,
             None => false,
         }
     }
@@ -341,15 +265,20 @@ impl Shared {
     /// Fails `t` with `WorkerLost` and ends its runner's claim: the thread
     /// running it unwound (a panic escaped the task's `catch_unwind`).
     pub(crate) fn runner_lost(&self, t: Ticket) {
-        self.runners_lost(&[t]);
+        self.settle_early(t, CallError::WorkerLost);
+        self.table.abandon_run(t);
     }
 
-    /// [`Shared::runner_lost`] for every call in `lost` (a dead lane's
-    /// queue, which no worker will run), with one heavy fence for all.
-    pub(crate) fn runners_lost(&self, lost: &[Ticket]) {
-        self.settle_early_all(lost.iter().copied(), || CallError::WorkerLost);
+    /// Fails every call of `lost` (a dead lane's queue, which no worker will
+    /// run) with `WorkerLost`, with one heavy fence for all, and ends the
+    /// lane's claims on them. A claimable call that another thread has
+    /// already claimed is left to it.
+    pub(crate) fn queue_lost(&self, lost: &[Ticket]) {
+        let runs = |t, lane| self.lane_runs(t, lane);
+        self.table
+            .settle_early_all(lost.iter().copied(), || CallError::WorkerLost, &runs, true);
         for &t in lost {
-            self.table.abandon_run(t);
+            self.table.abandon_lane_claim(t);
         }
     }
 
@@ -367,7 +296,7 @@ impl Shared {
         error: impl Fn() -> CallError,
     ) {
         self.table
-            .settle_early_all(tickets, error, &|t, lane| self.lane_runs(t, lane));
+            .settle_early_all(tickets, error, &|t, lane| self.lane_runs(t, lane), false);
     }
 
     /// Gives a call a deadline, starting the watchdog that enforces it if needed.
@@ -469,7 +398,7 @@ impl Shared {
                     sender.queued_calls(&mut lost);
                     // Settled after letting go of the lock: settling wakes waiters.
                     drop(sender);
-                    self.runners_lost(&lost);
+                    self.queue_lost(&lost);
                 }
                 return;
             }

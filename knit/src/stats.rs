@@ -327,6 +327,9 @@ pub(crate) struct PoolCounters {
     /// Results a worker delivered (and counted as completed) that the caller
     /// could not decode as the type it asked for: failed, of kind `payload`.
     pub misread: AtomicU64,
+    /// Calls made on a worker that found every lane full and ran at once
+    /// where they were made (accepted here, not by a lane).
+    pub run_unsent: AtomicU64,
     pub stuck_lanes: AtomicU64,
     pub lost_workers: AtomicU64,
 }
@@ -337,6 +340,7 @@ impl PoolCounters {
             outcomes: Counters::new(),
             refused: AtomicU64::new(0),
             misread: AtomicU64::new(0),
+            run_unsent: AtomicU64::new(0),
             stuck_lanes: AtomicU64::new(0),
             lost_workers: AtomicU64::new(0),
         }
@@ -350,6 +354,11 @@ impl PoolCounters {
     /// Counts a result the caller could not decode (see `misread`).
     pub(crate) fn count_misread(&self) {
         self.misread.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a call accepted by running it where it was made (see `run_unsent`).
+    pub(crate) fn count_run_unsent(&self) {
+        self.run_unsent.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a call refused before it was accepted, and hands its error back.

@@ -2,6 +2,7 @@
 //! cancel-on-drop, and cancel handles other threads and tasks can keep.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
 
 use serde::de::DeserializeOwned;
 
@@ -71,7 +72,7 @@ impl CancelHandle {
         match &self.target {
             Target::Settled => Cancelled::TooLate,
             Target::InFlight { shared, ticket } => cancel_in_flight(shared, *ticket),
-            Target::Deferred(d) => d.lock().cancel(),
+            Target::Deferred(d) => d.cancel(),
         }
     }
 }
@@ -82,60 +83,136 @@ impl std::fmt::Debug for CancelHandle {
     }
 }
 
-fn cancel_in_flight(shared: &Shared, ticket: Ticket) -> Cancelled {
+pub(super) fn cancel_in_flight(shared: &Shared, ticket: Ticket) -> Cancelled {
     match shared.settle_early(ticket, CallError::Aborted) {
         Some(true) => Cancelled::WhileRunning,
-        Some(false) => Cancelled::BeforeRun,
+        Some(false) => {
+            // Nobody will run it: an inline call's queued job goes too.
+            if let Some(inline) = &shared.inline {
+                inline.remove(ticket, false);
+            }
+            Cancelled::BeforeRun
+        }
         None => Cancelled::TooLate,
     }
 }
 
 /// What cancelling a call that waits for room reaches: its `Call` and every
-/// handle share it, and the `Call` holds the lock while it sends the call.
+/// handle share it. Never held while the call is sent (sending may wait for
+/// ring space, and a canceller may be the very worker that makes it) nor
+/// while it is settled (settling runs wakers, which may drop the `Call`).
 pub(super) struct DeferredCancel(Mutex<Deferred>);
 
-pub(super) enum Deferred {
+enum Deferred {
     Waiting {
         cancelled: bool,
+        /// The future waiting for room, to wake when cancelled (a blocked
+        /// `wait` looks at `cancelled` between naps instead).
+        waker: Option<Waker>,
     },
-    /// It got room and was sent as `ticket`.
-    Sent {
-        shared: Arc<Shared>,
-        ticket: Ticket,
-    },
-    /// Its `Call` was dropped before it was sent: it never will be.
+    /// Its `Call` took room and is sending it; `cancelled`: cancel it as
+    /// soon as it is sent.
+    Sending { cancelled: bool },
+    /// It was sent as `ticket`.
+    Sent { shared: Arc<Shared>, ticket: Ticket },
+    /// It will never be sent (its `Call` was dropped, or sending failed).
     Gone,
 }
 
 impl DeferredCancel {
-    pub(super) fn lock(&self) -> MutexGuard<'_, Deferred> {
+    pub(super) fn new() -> Self {
+        DeferredCancel(Mutex::new(Deferred::Waiting {
+            cancelled: false,
+            waker: None,
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Deferred> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
 
-impl Deferred {
-    pub(super) fn cancelled(&self) -> bool {
-        matches!(self, Deferred::Waiting { cancelled: true })
-    }
-
-    fn cancel(&mut self) -> Cancelled {
-        match self {
-            Deferred::Waiting { cancelled } if !*cancelled => {
+    /// Cancels the call, whichever state it is in.
+    fn cancel(&self) -> Cancelled {
+        let mut state = self.lock();
+        match &mut *state {
+            Deferred::Waiting { cancelled, waker } if !*cancelled => {
                 *cancelled = true;
+                let waker = waker.take();
+                drop(state);
+                if let Some(w) = waker {
+                    w.wake();
+                }
                 Cancelled::BeforeRun
             }
-            Deferred::Sent { shared, ticket } => cancel_in_flight(shared, *ticket),
+            // It may start before its sender gets to cancel it.
+            Deferred::Sending { cancelled } if !*cancelled => {
+                *cancelled = true;
+                Cancelled::WhileRunning
+            }
+            Deferred::Sent { shared, ticket } => {
+                let (shared, ticket) = (shared.clone(), *ticket);
+                drop(state);
+                cancel_in_flight(&shared, ticket)
+            }
             _ => Cancelled::TooLate,
         }
     }
 
-    pub(super) fn sent(&mut self, shared: Arc<Shared>, ticket: Ticket) {
-        *self = Deferred::Sent { shared, ticket };
+    /// Whether it was cancelled while waiting for room.
+    pub(super) fn cancelled(&self) -> bool {
+        matches!(
+            *self.lock(),
+            Deferred::Waiting {
+                cancelled: true,
+                ..
+            }
+        )
     }
 
-    pub(super) fn gone(&mut self) {
-        if let Deferred::Waiting { .. } = self {
-            *self = Deferred::Gone;
+    /// Leaves `waker` to be woken if the call is cancelled while waiting.
+    pub(super) fn wake_on_cancel(&self, waker: &Waker) {
+        if let Deferred::Waiting { waker: slot, .. } = &mut *self.lock() {
+            if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                *slot = Some(waker.clone());
+            }
+        }
+    }
+
+    /// The call is about to be sent: false if it was cancelled first (then
+    /// it must not be).
+    pub(super) fn sending(&self) -> bool {
+        let mut state = self.lock();
+        if let Deferred::Waiting {
+            cancelled: false, ..
+        } = &*state
+        {
+            *state = Deferred::Sending { cancelled: false };
+            return true;
+        }
+        false
+    }
+
+    /// It was sent as `ticket`; cancels it now if that was asked meanwhile.
+    pub(super) fn sent(&self, shared: &Arc<Shared>, ticket: Ticket) {
+        let cancel = {
+            let mut state = self.lock();
+            let cancel = matches!(*state, Deferred::Sending { cancelled: true });
+            *state = Deferred::Sent {
+                shared: shared.clone(),
+                ticket,
+            };
+            cancel
+        };
+        if cancel {
+            cancel_in_flight(shared, ticket);
+        }
+    }
+
+    /// It will never be sent.
+    pub(super) fn gone(&self) {
+        let mut state = self.lock();
+        if !matches!(*state, Deferred::Sent { .. }) {
+            *state = Deferred::Gone;
         }
     }
 }
@@ -171,7 +248,7 @@ impl<T: DeserializeOwned> Call<T> {
     /// stop flag (it does not settle the call, unlike tokio's
     /// `JoinHandle::abort`; for that, use [`Call::cancel`]).
     #[deprecated(
-        since = "0.2.0",
+        since = "0.1.0",
         note = "renamed `request_stop` (it only raises the task's stop flag); `cancel` settles the call now"
     )]
     pub fn abort(&self) {
@@ -180,7 +257,10 @@ impl<T: DeserializeOwned> Call<T> {
 
     /// Settles the call now with `CallError::Aborted` (unless it already
     /// settled) and raises the task's stop flag. A call cancelled while
-    /// queued never runs.
+    /// queued never runs. (A call waiting for room under `max_queue` that is
+    /// cancelled from elsewhere at the moment its own thread sends it reports
+    /// `WhileRunning`: it is settled `Aborted` right after it is sent, but
+    /// it may have started by then.)
     ///
     /// ```
     /// use knit::Cancelled;
@@ -197,7 +277,7 @@ impl<T: DeserializeOwned> Call<T> {
     /// ```
     pub fn cancel(&self) -> Cancelled {
         if let State::Deferred { .. } = &self.state {
-            return self.deferred_cancel().lock().cancel();
+            return self.deferred_cancel().cancel();
         }
         match self.held() {
             Some((ticket, shared)) => cancel_in_flight(shared, ticket),
@@ -246,10 +326,7 @@ impl<T: DeserializeOwned> Call<T> {
     }
 
     fn deferred_cancel(&self) -> &Arc<DeferredCancel> {
-        self.deferred_cancel.get_or_init(|| {
-            Arc::new(DeferredCancel(Mutex::new(Deferred::Waiting {
-                cancelled: false,
-            })))
-        })
+        self.deferred_cancel
+            .get_or_init(|| Arc::new(DeferredCancel::new()))
     }
 }

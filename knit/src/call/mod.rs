@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 
 use crate::caller::Caller;
+use crate::claimable::WhenFull;
 use crate::codec;
 use crate::error::{CallError, PayloadError};
 use crate::pool_ref::PoolRef;
@@ -139,10 +140,9 @@ impl<T: DeserializeOwned> Call<T> {
         else {
             return;
         };
-        // Held while sending, so a cancel handle either sees the call
-        // cancelled before it is sent or cancels the call it became.
-        let handles = self.deferred_cancel.get().map(|d| d.lock());
-        if handles.as_ref().is_some_and(|h| h.cancelled()) {
+        let handles = self.deferred_cancel.get().cloned();
+        if handles.as_ref().is_some_and(|h| !h.sending()) {
+            // Cancelled first: it gives its place back and is never sent.
             if let Some(admission) = &shared.table.admission {
                 admission.release();
             }
@@ -164,8 +164,8 @@ impl<T: DeserializeOwned> Call<T> {
                 if self.pending_stop.get() {
                     shared.table.abort(ticket);
                 }
-                if let Some(mut handles) = handles {
-                    handles.sent(shared.clone(), ticket);
+                if let Some(handles) = &handles {
+                    handles.sent(&shared, ticket);
                 }
                 let via = if inline { Via::Inline } else { Via::Lane };
                 State::InFlight {
@@ -175,13 +175,21 @@ impl<T: DeserializeOwned> Call<T> {
                     via,
                 }
             }
-            Err(e) => State::Refused(Some(shared.stats.refuse(e))),
+            Err(e) => {
+                if let Some(handles) = &handles {
+                    handles.gone();
+                }
+                State::Refused(Some(shared.stats.refuse(e)))
+            }
         };
     }
 
     /// Settles a deferred call that will never be sent (cancelled, or its
     /// budget ran out first) with `error`.
     fn drop_deferred(&mut self, error: CallError) {
+        if let Some(handles) = self.deferred_cancel.get() {
+            handles.gone();
+        }
         if let State::Deferred { shared, .. } = &self.state {
             let e = shared.stats.refuse(error);
             self.state = State::Refused(Some(e));
@@ -198,11 +206,7 @@ impl<T: DeserializeOwned> Call<T> {
 
     /// Whether a deferred call was settled before it got a place.
     fn deferred_settled(&mut self) -> bool {
-        if self
-            .deferred_cancel
-            .get()
-            .is_some_and(|d| d.lock().cancelled())
-        {
+        if self.deferred_cancel.get().is_some_and(|d| d.cancelled()) {
             self.drop_deferred(CallError::Aborted);
             return true;
         }
@@ -222,17 +226,20 @@ impl<T: DeserializeOwned> Call<T> {
     pub fn wait(mut self) -> Result<T, CallError> {
         if matches!(self.state, State::Deferred { .. }) && !self.deferred_settled() {
             let until = self.pending_deadline;
-            if self.admit(|a| a.acquire_until(until)) {
+            let handles = self.deferred_cancel.get().cloned();
+            let cancelled = handles.as_ref().map(|h| move || h.cancelled());
+            let give_up = cancelled.as_ref().map(|c| c as &dyn Fn() -> bool);
+            if self.admit(|a| a.acquire_until(until, give_up)) {
                 self.send_deferred();
-            } else {
+            } else if !self.deferred_settled() {
                 self.drop_deferred(CallError::Timeout);
             }
         }
         self.before_blocking(None);
         if let Some((ticket, shared)) = self.held() {
-            shared
-                .table
-                .wait(ticket, shared.caller_spin, None, || shared.help_inline());
+            shared.table.wait(ticket, shared.caller_spin, None, || {
+                shared.help_inline(None)
+            });
         }
         self.take_outcome()
     }
@@ -258,7 +265,10 @@ impl<T: DeserializeOwned> Call<T> {
                 Some(d) if d < until => d,
                 _ => until,
             };
-            if self.admit(|a| a.acquire_until(Some(stop))) {
+            let handles = self.deferred_cancel.get().cloned();
+            let cancelled = handles.as_ref().map(|h| move || h.cancelled());
+            let give_up = cancelled.as_ref().map(|c| c as &dyn Fn() -> bool);
+            if self.admit(|a| a.acquire_until(Some(stop), give_up)) {
                 self.send_deferred();
             } else if !self.deferred_settled() {
                 return Err(self);
@@ -266,7 +276,7 @@ impl<T: DeserializeOwned> Call<T> {
         }
         self.before_blocking(Some(until));
         if let Some((ticket, shared)) = self.held() {
-            let help = || Instant::now() < until && shared.help_inline();
+            let help = || shared.help_inline(Some(until));
             let settled = shared
                 .table
                 .wait(ticket, shared.caller_spin, Some(until), help);
@@ -416,8 +426,8 @@ impl<T> Unpin for Call<T> {}
 
 impl<T> Drop for Call<T> {
     fn drop(&mut self) {
-        if let Some(d) = self.deferred_cancel.get() {
-            d.lock().gone();
+        if let (Some(d), State::Deferred { .. }) = (self.deferred_cancel.get(), &self.state) {
+            d.gone();
         }
         if let State::InFlight {
             ticket, pool, via, ..
@@ -430,7 +440,7 @@ impl<T> Drop for Call<T> {
                 shared.settle_early(*ticket, CallError::Aborted);
             } else if let Via::Inline = via {
                 // Nobody would run it: a dropped call still runs.
-                shared.forward_inline(*ticket);
+                shared.forward_inline(*ticket, WhenFull::Wait);
             }
             let released = shared.table.release(*ticket);
             // After the table's last use: this may free the pool.

@@ -2,7 +2,9 @@
 //! lane's calls are run (or, for a future, handed to a worker lane, since an
 //! async caller must not block on a task), and on one of the pool's own
 //! workers a call the worker made is run in place, so that a task waiting
-//! for a task never blocks its lane.
+//! for a task never blocks its lane. (That is the one case where polling a
+//! `Call` runs a task: on a worker of the call's own pool, where nothing
+//! else could run it while the worker waits.)
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,6 +14,7 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 
 use super::{Call, State, Via};
+use crate::claimable::WhenFull;
 use crate::error::CallError;
 use crate::inline::run_claimable;
 use crate::worker;
@@ -33,8 +36,9 @@ impl<T: DeserializeOwned> Call<T> {
         }
     }
 
-    /// Before a poll that may return `Pending`.
-    fn before_polling(&mut self) {
+    /// Before a poll that may return `Pending`; false: an inline call found
+    /// every worker lane full and is still queued inline (poll again soon).
+    fn before_polling(&mut self) -> bool {
         match &mut self.state {
             State::InFlight {
                 ticket,
@@ -43,10 +47,16 @@ impl<T: DeserializeOwned> Call<T> {
                 ..
             } => {
                 // SAFETY: an `InFlight` state holds its slot (see `held`).
-                unsafe { pool.get() }.forward_inline(*ticket);
-                *via = Via::Lane;
+                let moved = unsafe { pool.get() }.forward_inline(*ticket, WhenFull::GiveUp);
+                if moved {
+                    *via = Via::Lane;
+                }
+                moved
             }
-            _ => self.progress_on_worker(),
+            _ => {
+                self.progress_on_worker();
+                true
+            }
         }
     }
 
@@ -96,12 +106,23 @@ impl<T: DeserializeOwned> Future for Call<T> {
             if this.admit(|a| a.poll_acquire(cx.waker())) {
                 this.send_deferred();
             } else {
+                if let Some(handles) = this.deferred_cancel.get() {
+                    handles.wake_on_cancel(cx.waker());
+                    // Cancelled between the look above and leaving the waker.
+                    if handles.cancelled() {
+                        cx.waker().wake_by_ref();
+                    }
+                }
                 return Poll::Pending;
             }
         }
-        this.before_polling();
+        let moved = this.before_polling();
         if let Some((ticket, shared)) = this.held() {
             if !shared.table.is_done(ticket) && shared.table.register(ticket, cx.waker()) {
+                if !moved {
+                    // Backpressure: try again on the next poll.
+                    cx.waker().wake_by_ref();
+                }
                 return Poll::Pending;
             }
         }

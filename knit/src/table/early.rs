@@ -26,7 +26,7 @@ impl CallTable {
         abort: bool,
         lane_runs: Option<&dyn Fn(Ticket, u32) -> bool>,
     ) -> Option<bool> {
-        let claim = self.claim_early(t, error, abort)?;
+        let claim = self.claim_early(t, error, abort, false)?;
         if claim.laned() && lane_runs.is_some() {
             knit_transport::fence::heavy(Sharing::Private);
         }
@@ -36,15 +36,19 @@ impl CallTable {
     /// [`CallTable::settle_early`] for many calls at once, with one heavy
     /// fence for all of them (each is an inter-processor interrupt to every
     /// core running this process). `error` gives each call's error.
+    /// With `spare_claimed`, a call that is not laned and that a runner has
+    /// claimed is left to that runner (a dead lane's queue may hold the frame
+    /// of a claimable call another thread already runs).
     pub(crate) fn settle_early_all(
         &self,
         tickets: impl IntoIterator<Item = Ticket>,
         error: impl Fn() -> CallError,
         lane_runs: &dyn Fn(Ticket, u32) -> bool,
+        spare_claimed: bool,
     ) {
         let claims: Vec<EarlyClaim> = tickets
             .into_iter()
-            .filter_map(|t| self.claim_early(t, error(), true))
+            .filter_map(|t| self.claim_early(t, error(), true, spare_claimed))
             .collect();
         if claims.iter().any(|c| c.laned()) {
             knit_transport::fence::heavy(Sharing::Private);
@@ -58,8 +62,18 @@ impl CallTable {
     /// an outcome), leaves `error`, raises the abort flag if `abort`, and for
     /// a laned call raises its `settled_early` flag, the settler's half of the
     /// claim handshake (the heavy fence and the look at the workers follow).
-    fn claim_early(&self, t: Ticket, error: CallError, abort: bool) -> Option<EarlyClaim> {
-        let (claimed, _) = self.transition(t, |_| EARLY, |s| s & (EARLY | DONE) == 0)?;
+    fn claim_early(
+        &self,
+        t: Ticket,
+        error: CallError,
+        abort: bool,
+        spare_claimed: bool,
+    ) -> Option<EarlyClaim> {
+        let allowed = |s: u32| {
+            let claimed_elsewhere = spare_claimed && s & LANED == 0 && s & RUNNING != 0;
+            s & (EARLY | DONE) == 0 && !claimed_elsewhere
+        };
+        let (claimed, _) = self.transition(t, |_| EARLY, allowed)?;
         self.early.settled(Some(FailureKind::of(&error)));
         let i = t.index as usize;
         // SAFETY: this party won the EARLY claim, so it alone writes `early`, and

@@ -456,10 +456,21 @@ impl CallTable {
     /// the pool halted before it began, after the call was settled early):
     /// release its claim so the slot can be freed.
     pub(crate) fn abandon_run(&self, t: Ticket) {
+        self.abandon(t, RUNNING | LANED);
+    }
+
+    /// [`CallTable::abandon_run`] for the lane's claim on a laned call only
+    /// (a dead lane's queue: a claimable call's runner, if any, is alive
+    /// elsewhere).
+    pub(crate) fn abandon_lane_claim(&self, t: Ticket) {
+        self.abandon(t, LANED);
+    }
+
+    fn abandon(&self, t: Ticket, claims: u32) {
         if let Some((old, new)) = self.transition(
             t,
             |_| RESULT,
-            |s| s & (RUNNING | LANED) != 0 && s & EARLY != 0 && s & RESULT == 0,
+            |s| s & claims != 0 && s & EARLY != 0 && s & RESULT == 0,
         ) {
             self.after_held(t, old, new);
         }
