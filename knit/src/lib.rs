@@ -44,6 +44,8 @@ mod error;
 #[cfg(test)]
 mod fault;
 mod inline;
+#[cfg(feature = "js")]
+pub mod js;
 mod lane;
 mod lane_lock;
 mod options;
