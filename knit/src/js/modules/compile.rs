@@ -94,6 +94,13 @@ impl CompiledModules {
     }
 }
 
+// The pool compiles on its creating thread and shares the result with every
+// worker through an `Arc`.
+const _: fn() = || {
+    fn shared_across_threads<T: Send + Sync>() {}
+    shared_across_threads::<CompiledModules>();
+};
+
 /// Compiles `options`' modules (and checks that its bootstrap script parses).
 /// Pure apart from the cache directory: call it on the thread creating the pool.
 pub(crate) fn compile(options: &JsOptions) -> Result<CompiledModules, PoolError> {

@@ -11,6 +11,8 @@ use crate::js::modules::cache::{
 use crate::js::modules::JsOptions;
 
 const MATH: &str = "export const add = (a, b) => a + b;\n";
+/// `MATH` with another source: the same function.
+const MATH2: &str = "export const add = (a, b) => b + a;\n";
 const TASKS: &str =
     "import { add } from './math.js';\nexport const inc = (a, b) => add(a, b) + 1;\n";
 
@@ -162,14 +164,29 @@ fn a_changed_source_is_stale() {
     assert!(none_cached(&run(dir.path())));
     let changed = JsOptions {
         cache_dir: Some(dir.path().to_owned()),
-        ..options(&[
-            ("tasks", TASKS),
-            ("math", "export const add = (a, b) => b + a;\n"),
-        ])
+        ..options(&[("tasks", TASKS), ("math", MATH2)])
     };
     let c = compiled(&changed);
     assert!(!c.get("math").unwrap().cached());
     assert!(c.get("tasks").unwrap().cached());
+    // The importing module changed, its import did not: the compile loads
+    // the cached import into the compile context.
+    let user_changed = JsOptions {
+        cache_dir: Some(dir.path().to_owned()),
+        ..options(&[
+            (
+                "tasks",
+                "import { add } from 'math';\nexport const inc = (a, b) => add(b, a) + 1;\n",
+            ),
+            ("math", MATH2),
+        ])
+    };
+    let c = compiled(&user_changed);
+    assert!(!c.get("tasks").unwrap().cached());
+    assert!(c.get("math").unwrap().cached());
+    on_worker(&c, |ctx, loaded| {
+        assert_eq!(call2(ctx, loaded, "tasks", "inc", 2, 3), 6)
+    });
     // Options that change the bytecode are part of the key too.
     let stripped = JsOptions {
         strip_debug: true,
