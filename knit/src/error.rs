@@ -155,4 +155,9 @@ pub enum PoolError {
         /// The shared id.
         id: u64,
     },
+    /// The JS modules or the bootstrap script could not be read, compiled or
+    /// loaded (a syntax error, an unregistered import, a throwing module...).
+    #[cfg(feature = "js")]
+    #[error(transparent)]
+    JsModule(#[from] crate::js::JsModuleError),
 }
