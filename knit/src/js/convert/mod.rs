@@ -28,3 +28,6 @@ fn engine_error(ctx: &Ctx<'_>) -> WireError {
 fn raw(ctx: &Ctx<'_>) -> *mut qjs::JSContext {
     ctx.as_raw().as_ptr()
 }
+
+#[cfg(test)]
+mod tests;
