@@ -103,11 +103,11 @@ impl<'de> WireDeserializer<'de> {
                 }
                 // Exact: an integral f64 below 2^63 (or 2^64, 2^127) in
                 // magnitude converts without loss.
-                if f.abs() < 9.223372036854775808e18 {
+                if f.abs() < 2f64.powi(63) {
                     visitor.visit_i64(f as i64)
-                } else if (0.0..1.8446744073709552e19).contains(&f) {
+                } else if (0.0..2f64.powi(64)).contains(&f) {
                     visitor.visit_u64(f as u64)
-                } else if f.abs() < 1.7014118346046923e38 {
+                } else if f.abs() < 2f64.powi(127) {
                     visitor.visit_i128(f as i128)
                 } else {
                     Err(WireError::Deserialize(format!(

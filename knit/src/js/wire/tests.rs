@@ -95,9 +95,7 @@ fn integers_from_numbers_and_bigints() {
     let big = wire(&JsValue::BigInt(5i64.into()));
     assert_eq!(big[0], BIGINT);
     assert_eq!(back::<u8>(&big).unwrap(), 5);
-    let huge = wire(&JsValue::BigInt(
-        "-1".repeat(1).parse::<JsBigInt>().unwrap(),
-    ));
+    let huge = wire(&JsValue::BigInt("-1".parse::<JsBigInt>().unwrap()));
     assert_eq!(back::<i64>(&huge).unwrap(), -1);
     let too_big: JsBigInt = "123456789012345678901234567890123456789012"
         .parse()
@@ -188,7 +186,7 @@ fn depth_is_limited_both_ways() {
         })
     ));
     // 129 arrays one in another, as hostile bytes.
-    let mut deep = vec![ARRAY, 1].repeat(129);
+    let mut deep = [ARRAY, 1].repeat(129);
     deep.push(NULL);
     assert!(matches!(
         back::<JsValue>(&deep),
