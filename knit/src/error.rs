@@ -4,6 +4,7 @@ use std::fmt;
 
 use knit_transport::TransportError;
 
+use crate::js_error::JsError;
 use crate::task_error::TaskError;
 
 /// Why a payload could not cross.
@@ -85,6 +86,10 @@ pub enum CallError {
     /// cancelled instead of leaving the lane stuck. (Calls a task makes
     /// itself never fail this way: a worker waiting for one runs it itself.)
     WouldDeadlock,
+    /// The JS task threw: the thrown error's name, message and stack (see
+    /// [`JsError`] for values that are not `Error`s). Boxed: a `CallError`
+    /// lives in every call-table slot, which is one 64-byte cache line.
+    Js(Box<JsError>),
 }
 
 impl fmt::Display for CallError {
@@ -110,6 +115,7 @@ impl fmt::Display for CallError {
             CallError::WouldDeadlock => {
                 f.write_str("the call waits for its own worker: waiting for it would deadlock")
             }
+            CallError::Js(e) => write!(f, "JS task threw {e}"),
         }
     }
 }
@@ -123,6 +129,12 @@ impl std::error::Error for CallError {
             CallError::Payload(e) => e.source(),
             _ => None,
         }
+    }
+}
+
+impl From<JsError> for CallError {
+    fn from(e: JsError) -> Self {
+        CallError::Js(Box::new(e))
     }
 }
 

@@ -46,6 +46,7 @@ mod fault;
 mod inline;
 #[cfg(feature = "js")]
 pub mod js;
+mod js_error;
 mod lane;
 mod lane_lock;
 mod options;
@@ -66,6 +67,7 @@ pub use caller::Caller;
 pub use codec::MAX_DEPTH;
 pub use cx::TaskCx;
 pub use error::{CallError, PayloadError, PoolError};
+pub use js_error::JsError;
 #[doc = include_str!("../docs/task.md")]
 pub use knit_macros::task;
 pub use options::{InlinePosition, Inliner, PoolOptions, QueuePolicy};

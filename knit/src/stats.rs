@@ -19,9 +19,10 @@ pub(crate) enum FailureKind {
     TooManyInFlight,
     WorkerLost,
     WouldDeadlock,
+    Js,
 }
 
-const KINDS: usize = 11;
+const KINDS: usize = 12;
 
 impl FailureKind {
     pub(crate) fn of(e: &CallError) -> Self {
@@ -37,6 +38,7 @@ impl FailureKind {
             CallError::TooManyInFlight { .. } => FailureKind::TooManyInFlight,
             CallError::WorkerLost => FailureKind::WorkerLost,
             CallError::WouldDeadlock => FailureKind::WouldDeadlock,
+            CallError::Js(_) => FailureKind::Js,
         }
     }
 }
@@ -120,6 +122,7 @@ pub(crate) fn sum<'a>(counters: impl IntoIterator<Item = &'a Counters>) -> (u64,
             too_many_in_flight: f(FailureKind::TooManyInFlight),
             worker_lost: f(FailureKind::WorkerLost),
             would_deadlock: f(FailureKind::WouldDeadlock),
+            js: f(FailureKind::Js),
         },
     )
 }
@@ -151,6 +154,8 @@ pub struct FailedCounts {
     pub worker_lost: u64,
     /// `CallError::WouldDeadlock`.
     pub would_deadlock: u64,
+    /// `CallError::Js`.
+    pub js: u64,
 }
 
 impl FailedCounts {
@@ -167,6 +172,7 @@ impl FailedCounts {
             + self.too_many_in_flight
             + self.worker_lost
             + self.would_deadlock
+            + self.js
     }
 }
 
