@@ -18,9 +18,14 @@
 //! becomes a [`JsError`] ([`caught_error`]).
 
 mod bigint;
+// Installed by the worker's engine (being built); tested on bare engines now.
+#[cfg_attr(not(test), allow(dead_code))]
+mod console;
 mod convert;
 mod error;
 pub(crate) mod modules;
+#[cfg_attr(not(test), allow(dead_code))]
+mod timers;
 mod value;
 mod wire;
 
