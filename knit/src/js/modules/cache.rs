@@ -382,8 +382,7 @@ fn create_dir(_dir: &Path) -> io::Result<()> {
 fn read_key(path: &Path) -> io::Result<[u8; 32]> {
     use std::os::unix::fs::MetadataExt;
     let (file, meta) = open_regular(path)?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
+    let euid = rustix::process::geteuid().as_raw();
     let why = if meta.uid() != euid {
         "it belongs to another user"
     } else if meta.mode() & 0o077 != 0 {
@@ -416,7 +415,7 @@ fn open_regular(path: &Path) -> io::Result<(File, fs::Metadata)> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
         .open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
