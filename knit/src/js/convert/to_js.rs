@@ -114,14 +114,7 @@ impl<'js> Builder<'_, 'js> {
     }
 
     fn enter(&mut self) -> Result<(), WireError> {
-        self.depth += 1;
-        if self.depth > crate::MAX_DEPTH {
-            return Err(WireError::TooDeep {
-                max: crate::MAX_DEPTH,
-                decoding: true,
-            });
-        }
-        Ok(())
+        one_level_deeper(&mut self.depth, true)
     }
 
     fn free_from(&mut self, base: usize) {

@@ -46,14 +46,7 @@ impl<'de> WireDeserializer<'de> {
     }
 
     fn enter(&mut self) -> Result<(), WireError> {
-        self.depth += 1;
-        if self.depth > crate::MAX_DEPTH {
-            return Err(WireError::TooDeep {
-                max: crate::MAX_DEPTH,
-                decoding: true,
-            });
-        }
-        Ok(())
+        one_level_deeper(&mut self.depth, true)
     }
 
     fn seq<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, WireError> {

@@ -62,6 +62,21 @@ use crate::error::PayloadError;
 pub use de::{from_wire, WireDeserializer};
 pub use ser::{to_wire, WireSerializer};
 
+/// Counts one more level of nesting in `depth`: past `crate::MAX_DEPTH` it
+/// is `WireError::TooDeep` (`decoding` says which way the value was going).
+/// Shared by the serde halves and the engine walk, which count alike.
+#[inline]
+pub(crate) fn one_level_deeper(depth: &mut usize, decoding: bool) -> Result<(), WireError> {
+    *depth += 1;
+    if *depth > crate::MAX_DEPTH {
+        return Err(WireError::TooDeep {
+            max: crate::MAX_DEPTH,
+            decoding,
+        });
+    }
+    Ok(())
+}
+
 pub(crate) const UNDEFINED: u8 = 0x00;
 pub(crate) const NULL: u8 = 0x01;
 pub(crate) const FALSE: u8 = 0x02;

@@ -60,14 +60,7 @@ impl<'a> WireSerializer<'a> {
 
     #[inline]
     fn enter(&mut self) -> Result<(), WireError> {
-        self.depth += 1;
-        if self.depth > crate::MAX_DEPTH {
-            return Err(WireError::TooDeep {
-                max: crate::MAX_DEPTH,
-                decoding: false,
-            });
-        }
-        Ok(())
+        one_level_deeper(&mut self.depth, false)
     }
 
     #[inline]
