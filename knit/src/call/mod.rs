@@ -204,6 +204,15 @@ impl<T: DeserializeOwned> Call<T> {
         }
     }
 
+    /// For a deferred call: sleeps for a `max_queue` place until `until`
+    /// (if given), giving up early if a cancel handle cancels it meanwhile.
+    fn wait_for_room(&self, until: Option<Instant>) -> bool {
+        let handles = self.deferred_cancel.get().cloned();
+        let cancelled = handles.as_ref().map(|h| move || h.cancelled());
+        let give_up = cancelled.as_ref().map(|c| c as &dyn Fn() -> bool);
+        self.admit(|a| a.acquire_until(until, give_up))
+    }
+
     /// Whether a deferred call was settled before it got a place.
     fn deferred_settled(&mut self) -> bool {
         if self.deferred_cancel.get().is_some_and(|d| d.cancelled()) {
@@ -226,10 +235,7 @@ impl<T: DeserializeOwned> Call<T> {
     pub fn wait(mut self) -> Result<T, CallError> {
         if matches!(self.state, State::Deferred { .. }) && !self.deferred_settled() {
             let until = self.pending_deadline;
-            let handles = self.deferred_cancel.get().cloned();
-            let cancelled = handles.as_ref().map(|h| move || h.cancelled());
-            let give_up = cancelled.as_ref().map(|c| c as &dyn Fn() -> bool);
-            if self.admit(|a| a.acquire_until(until, give_up)) {
+            if self.wait_for_room(until) {
                 self.send_deferred();
             } else if !self.deferred_settled() {
                 self.drop_deferred(CallError::Timeout);
@@ -265,10 +271,7 @@ impl<T: DeserializeOwned> Call<T> {
                 Some(d) if d < until => d,
                 _ => until,
             };
-            let handles = self.deferred_cancel.get().cloned();
-            let cancelled = handles.as_ref().map(|h| move || h.cancelled());
-            let give_up = cancelled.as_ref().map(|c| c as &dyn Fn() -> bool);
-            if self.admit(|a| a.acquire_until(Some(stop), give_up)) {
+            if self.wait_for_room(Some(stop)) {
                 self.send_deferred();
             } else if !self.deferred_settled() {
                 return Err(self);
