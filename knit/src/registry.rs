@@ -27,6 +27,9 @@ pub struct TaskEntry {
     pub id: u64,
     /// Runs the task on encoded bytes.
     pub run: RunFn,
+    /// Runs the task on JS wire bytes (argument and result in the JS wire
+    /// form): how JS calls an exposed task. `None` without the `js` feature.
+    pub run_wire: Option<RunFn>,
     /// Whether the caller's thread may run it (the inline lane).
     pub inline_safe: bool,
     /// Default budget of a call in milliseconds (`#[task(timeout_ms = N)]`); 0: none.
@@ -220,6 +223,7 @@ mod tests {
             module,
             id: task_id(module, name),
             run,
+            run_wire: None,
             inline_safe: true,
             timeout_ms: 0,
         }
