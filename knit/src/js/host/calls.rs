@@ -102,6 +102,16 @@ fn call_function(
             Ok(v) => v,
             Err(e) => return failed(e.into()),
         };
+        // `JsTask::apply(())` promises a call with no argument, but `()` is
+        // `undefined` in the wire form, not an empty array: read it as one.
+        let args = if args.is_undefined() {
+            match rquickjs::Array::new(ctx.clone()) {
+                Ok(a) => a.into_value(),
+                Err(e) => return failed(CallError::Js(Box::new(js_error_from(&ctx, e)))),
+            }
+        } else {
+            args
+        };
         let Some(args) = args.into_array() else {
             return failed(CallError::Payload(PayloadError::Encode(
                 "a JS call's arguments must be a tuple, an array or a sequence".into(),
