@@ -182,11 +182,17 @@ fn complete<'js>(
     let Some(promise) = value.as_promise().cloned() else {
         return Begun::Done(outcome_of(ctx, state, value, false));
     };
+    // These jobs run as the call's own code: the call is not pending yet,
+    // so the interrupt handler would otherwise see no call to stop, and an
+    // endless loop after the call's first `await` could never be stopped
+    // by its timeout or a cancel (nor would console lines name the call).
+    state.current.set(Some(call));
     for _ in 0..JOBS_AFTER_CALL {
         if promise.state() != PromiseState::Pending || !ctx.execute_pending_job() {
             break;
         }
     }
+    state.current.set(None);
     match promise.state() {
         PromiseState::Resolved => {
             let value = promise.result::<Value>().and_then(Result::ok);
