@@ -111,7 +111,7 @@ macro_rules! __wire_runner {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::block_on::block_on;
-    pub use crate::registry::{task_id, RunFn, TaskEntry, TaskFailure};
+    pub use crate::registry::{task_id, AsyncRunFn, RunFn, TaskEntry, TaskFailure, TaskFuture};
     pub use crate::registry_slice::TASKS;
     pub use crate::task_error::{
         NoPayload, NoSources, PayloadOfSerialize, Probe, SourcesOfDynError, SourcesOfError,
