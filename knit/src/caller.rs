@@ -11,12 +11,12 @@ use serde::Serialize;
 use crate::call::{Call, Via};
 use crate::codec;
 use crate::error::{CallError, PayloadError};
-use crate::inline::InlineJob;
+use crate::lanes::inline::InlineJob;
+use crate::lanes::worker::{self, FLAG_ENCODE_FAILED};
 use crate::registry::TaskEntry;
 use crate::run::panic_message;
 use crate::shared::{Route, Shared};
 use crate::table::Ticket;
-use crate::worker::{self, FLAG_ENCODE_FAILED};
 
 /// What sending did with a call.
 enum Sent {

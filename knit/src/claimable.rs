@@ -12,10 +12,10 @@ use std::time::Duration;
 use knit_transport::{Envelope, TransportError};
 
 use crate::error::{CallError, PayloadError};
-use crate::inline::{run_claimable, InlineJob};
+use crate::lanes::inline::{run_claimable, InlineJob};
+use crate::lanes::worker::{self, FLAG_CLAIMABLE};
 use crate::shared::Shared;
 use crate::table::Ticket;
-use crate::worker::{self, FLAG_CLAIMABLE};
 
 /// What to do when every worker lane is full.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -12,13 +12,13 @@ use knit_transport::{Consumer, LaneConfig, LaneRegion, Producer, TransportError,
 use crate::balance::{Balancer, Router};
 use crate::deadline::Next;
 use crate::error::CallError;
-use crate::inline::InlineLane;
-use crate::lane::{ThreadLane, WorkerStatus};
-use crate::queue::SharedQueue;
+use crate::lanes::inline::InlineLane;
+use crate::lanes::queue::SharedQueue;
+use crate::lanes::thread::{ThreadLane, WorkerStatus};
+use crate::lanes::worker::{worker_loop, WorkerContext, FLAG_REDELIVERED};
 use crate::registry::{Registry, TaskEntry};
 use crate::stats::PoolCounters;
 use crate::table::{CallTable, CallerSpin, Ticket};
-use crate::worker::{worker_loop, WorkerContext, FLAG_REDELIVERED};
 
 /// Why a lane gets a new worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

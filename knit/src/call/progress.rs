@@ -16,8 +16,8 @@ use serde::de::DeserializeOwned;
 use super::{Call, State, Via};
 use crate::claimable::WhenFull;
 use crate::error::CallError;
-use crate::inline::run_claimable;
-use crate::worker;
+use crate::lanes::inline::run_claimable;
+use crate::lanes::worker;
 
 impl<T: DeserializeOwned> Call<T> {
     /// Before a blocking wait (until `until`, if given).

@@ -12,7 +12,7 @@ use knit_transport::fence;
 use knit_transport::futex::Sharing;
 use knit_transport::{Envelope, Producer, TransportError};
 
-use crate::lane_lock::{LaneGuard, LaneLock};
+use crate::lanes::lock::{LaneGuard, LaneLock};
 use crate::shared::Shared;
 use crate::stats::{Counters, FailureKind, Histogram};
 use crate::table::{CallTable, SlotCache, Ticket};

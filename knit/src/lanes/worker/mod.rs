@@ -9,8 +9,8 @@ use knit_transport::{TransportError, WorkerEnd};
 
 use crate::cx::TaskCx;
 use crate::error::{CallError, PayloadError};
-use crate::lane::{ThreadLane, WorkerStatus};
-use crate::queue::SharedQueue;
+use crate::lanes::queue::SharedQueue;
+use crate::lanes::thread::{ThreadLane, WorkerStatus};
 use crate::registry::TaskEntry;
 use crate::run::run_task;
 use crate::shared::{LaneCause, Shared};

@@ -8,7 +8,7 @@ use crossbeam_deque::{Injector, Steal};
 use knit_transport::futex::{FutexWord, Sharing};
 use knit_transport::SpinBudget;
 
-use crate::inline::InlineJob;
+use crate::lanes::inline::InlineJob;
 
 pub(crate) struct SharedQueue {
     jobs: Injector<InlineJob>,
