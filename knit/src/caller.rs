@@ -11,8 +11,7 @@ use serde::Serialize;
 use crate::call::{Call, Via};
 use crate::codec;
 use crate::error::{CallError, PayloadError};
-use crate::lanes::inline::InlineJob;
-use crate::lanes::worker::{self, FLAG_ENCODE_FAILED};
+use crate::lanes::{on_this_thread, InlineJob, FLAG_ENCODE_FAILED};
 use crate::registry::TaskEntry;
 use crate::run::panic_message;
 use crate::shared::{Route, Shared};
@@ -124,7 +123,7 @@ impl Caller {
         // A call made by one of this pool's own workers (a task calling
         // another task) keeps its argument, so that a worker waiting for it
         // can run it itself instead of blocking its lane (see `Via::Nested`).
-        let nested = worker::on_this_thread(shared).map(|here| here.number);
+        let nested = on_this_thread(&**shared).map(|here| here.number);
         if let Some(admission) = &shared.table.admission {
             if !admission.try_acquire()? {
                 if nested.is_some() {

@@ -8,8 +8,9 @@ use crossbeam_deque::{Injector, Steal};
 use knit_transport::futex::{FutexWord, Sharing};
 use knit_transport::SpinBudget;
 
-use crate::lanes::inline::InlineJob;
+use super::job::InlineJob;
 
+/// The queue, and what its sleeping workers wait on.
 pub(crate) struct SharedQueue {
     jobs: Injector<InlineJob>,
     /// Bumped on every push and on close: what sleeping workers wait on.
