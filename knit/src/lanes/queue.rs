@@ -1,5 +1,6 @@
-//! `Balancer::Shared`: one submission queue for the pool, claimed from by
-//! whichever worker is idle.
+//! `Balancer::Shared`: one submission queue for the pool.
+//!
+//! Whichever worker is idle claims the next call from it.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;

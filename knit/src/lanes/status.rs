@@ -1,5 +1,7 @@
-//! What one worker is doing (the call it is on, whether it was retired),
-//! read by early settlers, the watchdog, a lane replacement and its death watch.
+//! What one worker is doing: the call it is on, and whether it was retired.
+//!
+//! Read by early settlers, the watchdog, a lane replacement and the worker's
+//! own death watch.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 

@@ -1,6 +1,8 @@
-//! A worker lane as the host sees it: the request producer (shared by all
-//! calling threads behind a mutex), the counters balancers read, and what it
-//! takes to replace the lane's worker when it dies or gets stuck.
+//! A thread lane as the host sees it: its request ring's sender, its workers, its counters.
+//!
+//! The request producer is shared by all calling threads behind a lock; the
+//! counters are what balancers and stats read; the workers' statuses are what
+//! it takes to replace the lane's worker when it dies or gets stuck.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
