@@ -43,25 +43,19 @@ mod deadline;
 mod error;
 #[cfg(test)]
 mod fault;
-mod inline;
 #[cfg(feature = "js")]
 pub mod js;
 mod js_error;
-mod lane;
-mod lane_lock;
+mod lanes;
 mod options;
 mod pool;
 mod pool_ref;
-mod queue;
 mod registry;
 mod run;
 mod shared;
 mod stats;
 mod table;
 mod task_error;
-mod worker;
-#[cfg(feature = "js")]
-mod worker_js;
 
 pub use balance::{Balance, Balancer, LaneLoad};
 pub use call::{Call, CancelHandle, Cancelled};
