@@ -35,6 +35,9 @@ pub(crate) fn expand(item: ItemFn, options: TaskOptions) -> syn::Result<TokenStr
             #name(#cx_arg)
         }),
     };
+    // An async task's runner for calling threads blocks on it; a worker
+    // polls its future instead (`run_async`), many at a time.
+    let call_awaited = quote!(#call_expr.await);
     let call_expr = if sig.is_async {
         quote!(#knit::__private::block_on(#call_expr))
     } else {
@@ -45,7 +48,7 @@ pub(crate) fn expand(item: ItemFn, options: TaskOptions) -> syn::Result<TokenStr
     // need no guess at which generic argument is `T`.
     // The same finishing code for both runners, with the result's encoder
     // (wincode for Rust callers, the JS wire form for JS callers).
-    let finish_with = |encode: TokenStream| {
+    let finish_with = |encode: TokenStream, call_expr: &TokenStream| {
         if sig.fallible {
             // The error's chain and typed value are found by autoref
             // specialization on its concrete type; only the `Err` path pays.
@@ -78,8 +81,33 @@ pub(crate) fn expand(item: ItemFn, options: TaskOptions) -> syn::Result<TokenStr
     } else {
         quote!(#returned)
     };
-    let finish = finish_with(quote!(#knit::__private::encode_output));
-    let finish_wire = finish_with(quote!(#knit::__private::encode_output_wire));
+    let finish = finish_with(quote!(#knit::__private::encode_output), &call_expr);
+    let finish_wire = finish_with(quote!(#knit::__private::encode_output_wire), &call_expr);
+    let run_async = if sig.is_async {
+        let finish_async = finish_with(quote!(#knit::__private::encode_output), &call_awaited);
+        quote!(::core::option::Option::Some({
+            fn __knit_run_async(
+                __knit_input: &[u8],
+                __knit_max: usize,
+                __knit_cx: #knit::TaskCx<'static>,
+            ) -> ::core::result::Result<#knit::__private::TaskFuture, #knit::__private::TaskFailure> {
+                let __knit_arg: #arg_ty = #knit::__private::decode_input(
+                    __knit_input,
+                    ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name)),
+                )?;
+                ::core::result::Result::Ok(::std::boxed::Box::pin(async move {
+                    let _knit_cx = &__knit_cx;
+                    let mut __knit_buf = ::std::vec::Vec::new();
+                    let __knit_out = &mut __knit_buf;
+                    let __knit_done: ::core::result::Result<(), #knit::__private::TaskFailure> = #finish_async;
+                    __knit_done.map(|()| __knit_buf)
+                }))
+            }
+            __knit_run_async
+        }))
+    } else {
+        quote!(::core::option::Option::None)
+    };
 
     let (method_params, method_arg) = if sig.arg.is_some() {
         (quote!(arg: #arg_ty), quote!(&arg))
@@ -145,6 +173,7 @@ pub(crate) fn expand(item: ItemFn, options: TaskOptions) -> syn::Result<TokenStr
                 }
                 __knit_run_wire
             }),
+            run_async: #run_async,
             inline_safe: #inline_safe,
             timeout_ms: #timeout_ms,
         };

@@ -43,25 +43,19 @@ mod deadline;
 mod error;
 #[cfg(test)]
 mod fault;
-mod inline;
 #[cfg(feature = "js")]
 pub mod js;
 mod js_error;
-mod lane;
-mod lane_lock;
+mod lanes;
 mod options;
 mod pool;
 mod pool_ref;
-mod queue;
 mod registry;
 mod run;
 mod shared;
 mod stats;
 mod table;
 mod task_error;
-mod worker;
-#[cfg(feature = "js")]
-mod worker_js;
 
 pub use balance::{Balance, Balancer, LaneLoad};
 pub use call::{Call, CancelHandle, Cancelled};
@@ -111,7 +105,7 @@ macro_rules! __wire_runner {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::block_on::block_on;
-    pub use crate::registry::{task_id, RunFn, TaskEntry, TaskFailure};
+    pub use crate::registry::{task_id, AsyncRunFn, RunFn, TaskEntry, TaskFailure, TaskFuture};
     pub use crate::registry_slice::TASKS;
     pub use crate::task_error::{
         NoPayload, NoSources, PayloadOfSerialize, Probe, SourcesOfDynError, SourcesOfError,

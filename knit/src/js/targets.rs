@@ -82,6 +82,7 @@ fn leak_entry(module: String, name: String, id: u64) -> &'static TaskEntry {
         id,
         run: not_rust,
         run_wire: None,
+        run_async: None,
         inline_safe: false,
         timeout_ms: 0,
     }))
@@ -116,6 +117,7 @@ macro_rules! fixed_entry {
                 id: JS_TAG | $number,
                 run: not_rust,
                 run_wire: None,
+                run_async: None,
                 inline_safe: false,
                 timeout_ms: 0,
             })
