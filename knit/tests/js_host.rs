@@ -273,7 +273,6 @@ fn js_calls_work_under_every_lane_balancer() {
 }
 
 #[test]
-#[ignore = "knit bug: with Balancer::Shared no worker starts a JS engine, so create_pool waits for them forever"]
 fn js_calls_work_under_the_shared_balancer() {
     exercise(Balancer::Shared);
 }
