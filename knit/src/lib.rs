@@ -46,9 +46,15 @@ mod fault;
 #[cfg(feature = "js")]
 pub mod js;
 mod js_error;
+#[cfg(feature = "js")]
+mod js_module_error;
+#[cfg(feature = "js")]
+mod js_options;
 mod lanes;
 mod options;
 mod pool;
+#[cfg(feature = "js")]
+mod pool_js;
 mod pool_ref;
 mod registry;
 mod run;
@@ -68,6 +74,8 @@ pub use js_error::JsError;
 pub use knit_macros::task;
 pub use options::{InlinePosition, Inliner, PoolOptions, QueuePolicy};
 pub use pool::{create_pool, Pool};
+#[cfg(feature = "js")]
+pub use pool_js::{JsSession, JsTask};
 pub use stats::{FailedCounts, LaneStats, Percentiles, PoolStats};
 pub use task_error::TaskError;
 

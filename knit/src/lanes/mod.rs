@@ -39,6 +39,7 @@
 //! `queue` on `job`; `host` on `thread` and `queue`; `inline` on `host` and
 //! `job`; `worker` on all of them.
 
+mod engine;
 mod flags;
 mod host;
 mod inline;
@@ -49,6 +50,12 @@ mod status;
 mod thread;
 mod worker;
 
+#[cfg(feature = "js")]
+pub(crate) use engine::Begun;
+#[cfg(feature = "js")]
+pub(crate) use engine::Engine;
+#[cfg(not(feature = "js"))]
+pub(crate) use engine::NoEngine;
 pub(crate) use flags::{FLAG_CLAIMABLE, FLAG_ENCODE_FAILED, FLAG_REDELIVERED};
 pub(crate) use host::LaneHost;
 pub(crate) use inline::{run_claimable, InlineLane};
@@ -56,8 +63,4 @@ pub(crate) use job::InlineJob;
 pub(crate) use queue::SharedQueue;
 pub(crate) use status::WorkerStatus;
 pub(crate) use thread::ThreadLane;
-#[cfg(feature = "js")]
-pub(crate) use worker::Begun;
-#[cfg(not(feature = "js"))]
-pub(crate) use worker::NoEngine;
-pub(crate) use worker::{on_this_thread, worker_loop, Engine, WorkerContext};
+pub(crate) use worker::{on_this_thread, worker_loop, WorkerContext};

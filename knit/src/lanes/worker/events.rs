@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 
 use knit_transport::{TransportError, WorkerEnd};
 
+use super::super::engine::{Begun, Engine};
 use super::super::flags::{FLAG_CLAIMABLE, FLAG_ENCODE_FAILED, FLAG_REDELIVERED};
 use super::super::host::LaneHost;
 use super::super::thread::ThreadLane;
 use super::asyncs::AsyncTasks;
 use super::context::WorkerContext;
-use super::engine::{Begun, Engine};
 use super::run::{claim, run_call, settle, skip, Met};
 use crate::error::{CallError, PayloadError};
 use crate::table::{Claim, Outcome, Ticket};

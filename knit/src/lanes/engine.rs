@@ -42,7 +42,7 @@ pub(crate) trait Engine {
 
     /// Publishes the engine's counters on its lane (the heap's size too
     /// when `idle`).
-    fn record(&self, lane: &super::super::thread::ThreadLane, idle: bool);
+    fn record(&self, lane: &super::thread::ThreadLane, idle: bool);
 }
 
 /// The engine of a pool built without one (never made).
@@ -69,7 +69,7 @@ impl Engine for NoEngine {
     fn forget(&mut self, _: u64) {
         match *self {}
     }
-    fn record(&self, _: &super::super::thread::ThreadLane, _: bool) {
+    fn record(&self, _: &super::thread::ThreadLane, _: bool) {
         match *self {}
     }
 }
