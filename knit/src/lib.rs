@@ -56,6 +56,8 @@ mod pool;
 #[cfg(feature = "js")]
 mod pool_js;
 mod pool_ref;
+#[cfg(feature = "tokio")]
+mod reactor;
 mod registry;
 mod run;
 mod shared;
