@@ -195,7 +195,11 @@ impl JsSession {
 
 impl Drop for JsSession {
     fn drop(&mut self) {
-        // Nothing waits for it; a closed pool drops its engines anyway.
+        // A closed pool drops its engines anyway.
+        if self.caller.shared.closed.load(Ordering::Acquire) {
+            return;
+        }
+        // Nothing waits for it.
         let closing: Call<()> = send(
             &self.caller,
             targets::session_close_entry(),

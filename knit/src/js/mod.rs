@@ -1,5 +1,28 @@
 //! The JS host: a QuickJS engine (rquickjs, quickjs-ng) on every worker,
-//! behind the default `js` feature. Being built: see the project's JS issue.
+//! behind the default `js` feature.
+//!
+//! With [`PoolOptions::js`](crate::PoolOptions) set, every worker makes a
+//! QuickJS runtime on its own thread (it never moves), runs the bootstrap
+//! script, loads the modules, and serves JS calls beside Rust ones:
+//! `pool.js(module, export)` ([`JsTask`](crate::JsTask): `.apply(args)`,
+//! `.call(arg)`), `pool.eval(source)` and `pool.session()`
+//! ([`JsSession`](crate::JsSession)). They travel like any call (same rings,
+//! balancers, budgets, cancel, stats) but never take the inline lane.
+//!
+//! # Async and the event loop
+//!
+//! A JS call that returns a promise stays pending on its worker while the
+//! worker serves other calls; promise jobs, `setTimeout`/`setInterval`
+//! (`timers`) and `queueMicrotask` are driven by the worker's loop, which
+//! parks until the next timer when idle (no polling). A call's budget ends a
+//! promise that never settles; an expired or cancelled call's running JS is
+//! stopped by the runtime's interrupt handler (see `host`'s docs for exactly
+//! which code an interrupt stops).
+//!
+//! # Host functions, console
+//!
+//! Tasks named in `JsOptions::expose` are JS functions in the module
+//! `knit:host`; `console.*` goes to `tracing` (target `knit::js`).
 //!
 //! # Modules
 //!

@@ -33,11 +33,19 @@
 //! generics are monomorphised for the one pool state, so the hot path
 //! makes no dynamic call.
 //!
+//! **Engines.** A worker may host an engine (`engine`: the JS engine is
+//! one) whose calls can stay pending across the loop's turns, as an async
+//! task's call can; the worker's loop (`worker/events.rs`) is then an event
+//! loop over its ring, the shared queue, the futures' wakers and the
+//! engine's timers, and still parks when there is nothing to do. The pool
+//! says which engine through `LaneHost::Engine`; nothing here names JS.
+//!
 //! Within this folder too the modules form no cycle (checked, like the
 //! crate's top level, by `scripts/import-graph.sh`): `flags`, `lock`,
-//! `status` and `job` depend on no sibling; `thread` on `lock` and `status`;
-//! `queue` on `job`; `host` on `thread` and `queue`; `inline` on `host` and
-//! `job`; `worker` on all of them.
+//! `status`, `job` and `engine` (which names only `thread`) depend on
+//! little; `thread` on `lock` and `status`; `queue` on `job`; `host` on
+//! `thread`, `queue` and `engine`; `inline` on `host` and `job`; `worker` on
+//! all of them.
 
 mod engine;
 mod flags;

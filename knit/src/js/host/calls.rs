@@ -108,7 +108,7 @@ fn call_function(
             }
         }
         let returned = run_as(&state, main, call, || f.call_arg::<Value>(call_args));
-        complete(&ctx, &state, call, returned, false)
+        complete(&ctx, &state, call, returned, false, None)
     })
 }
 
@@ -132,7 +132,11 @@ fn eval(engine: &mut JsEngine, call: u64, place: Place, source: String) -> Begun
         let returned = run_as(&state, context, call, || {
             ctx.eval_promise(source).map(Promise::into_value)
         });
-        complete(&ctx, &state, call, returned, true)
+        let session = match place {
+            Place::Main => None,
+            Place::Session(id) => Some(id),
+        };
+        complete(&ctx, &state, call, returned, true, session)
     })
 }
 
@@ -150,13 +154,15 @@ fn run_as<R>(state: &EngineState, context: &JsContext, call: u64, f: impl FnOnce
 /// Settles a call on what its code returned: a thrown exception, a value,
 /// or a promise (after the jobs it queued have run, it may have settled;
 /// otherwise the call waits on it). `completion`: the value is an async
-/// script's completion object, whose `value` is the call's value.
+/// script's completion object, whose `value` is the call's value; `session`:
+/// the session whose context it runs in.
 fn complete<'js>(
     ctx: &Ctx<'js>,
     state: &Rc<EngineState>,
     call: u64,
     returned: rquickjs::Result<Value<'js>>,
     completion: bool,
+    session: Option<u64>,
 ) -> Begun {
     let value = match returned {
         Ok(v) => v,
@@ -183,7 +189,7 @@ fn complete<'js>(
             };
             failed(CallError::Js(Box::new(thrown)))
         }
-        PromiseState::Pending => match wait_on(ctx, state, call, &promise, completion) {
+        PromiseState::Pending => match wait_on(ctx, state, call, &promise, completion, session) {
             Ok(()) => Begun::Pending,
             Err(e) => failed(CallError::Js(Box::new(js_error_from(ctx, e)))),
         },
@@ -197,6 +203,7 @@ fn wait_on<'js>(
     call: u64,
     promise: &Promise<'js>,
     completion: bool,
+    session: Option<u64>,
 ) -> rquickjs::Result<()> {
     let on_value = {
         let state = state.clone();
@@ -214,7 +221,7 @@ fn wait_on<'js>(
     };
     let on_value = Function::new(ctx.clone(), on_value)?;
     let on_error = Function::new(ctx.clone(), on_error)?;
-    state.pending.borrow_mut().insert(call, 0);
+    state.pending.borrow_mut().insert(call, session);
     let then: Function = promise.get("then")?;
     then.call::<_, Value>((This(promise.clone()), on_value, on_error))?;
     Ok(())

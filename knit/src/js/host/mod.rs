@@ -32,6 +32,7 @@ use std::time::Instant;
 
 use rquickjs::Runtime;
 
+use crate::error::CallError;
 use crate::js::console::ConsoleSource;
 use crate::js::modules::{install_loader, JsModuleError};
 use crate::lanes::Begun;
@@ -48,8 +49,9 @@ const JOBS_PER_TURN: usize = 4096;
 pub(crate) struct EngineState {
     /// The call whose own code runs now (`None` while jobs and timers run).
     pub current: Rc<Cell<Option<u64>>>,
-    /// Calls waiting on a promise, and the context each belongs to.
-    pub pending: RefCell<HashMap<u64, usize>>,
+    /// Calls waiting on a promise, and the session each runs in (`None`:
+    /// the worker's own context).
+    pub pending: RefCell<HashMap<u64, Option<u64>>>,
     /// Pending calls that settled during the last stretch of JS.
     pub settled: RefCell<Vec<(u64, Outcome)>>,
     pub table: Arc<CallTable>,
@@ -146,10 +148,9 @@ impl JsEngine {
     /// Stops tracking pending call `call` (it was settled early) and clears
     /// the timers it set.
     pub(crate) fn forget(&mut self, call: u64) {
-        let Some(context) = self.state.pending.borrow_mut().remove(&call) else {
+        if self.state.pending.borrow_mut().remove(&call).is_none() {
             return;
-        };
-        let _ = context;
+        }
         for cx in self.main.iter().chain(self.sessions.values()) {
             cx.timers.clear_owned_by(call);
         }
@@ -176,9 +177,22 @@ impl JsEngine {
         Ok(&self.sessions[&id])
     }
 
-    /// Drops session `id`'s context (its pending calls stay pending until
-    /// their timeouts: nothing can settle them any more).
+    /// Drops session `id`'s context; its calls still pending fail (nothing
+    /// could settle them any more).
     pub(crate) fn close_session(&mut self, id: u64) {
+        let orphans: Vec<u64> = self
+            .state
+            .pending
+            .borrow()
+            .iter()
+            .filter(|(_, s)| **s == Some(id))
+            .map(|(&c, _)| c)
+            .collect();
+        for call in orphans {
+            let error = crate::js_error::JsError::new("Error", "the session was closed");
+            self.state
+                .settle(call, Outcome::Failed(CallError::Js(Box::new(error))));
+        }
         if let Some(cx) = self.sessions.remove(&id) {
             cx.close();
         }
