@@ -127,6 +127,20 @@ impl Drop for Props {
     }
 }
 
+/// quickjs's class id of ordinary objects (`JS_CLASS_OBJECT`).
+const JS_CLASS_OBJECT: qjs::JSClassID = 1;
+
+/// Makes engine-made WTF-8 well-formed UTF-8 in place: a lone surrogate is
+/// `ED A0..BF xx`, and `ED` starts nothing else a lone surrogate could hide
+/// in (it is never a continuation byte), so a string without `ED` is
+/// already UTF-8 (a quick memchr, cheaper than validating).
+#[inline]
+fn make_well_formed(bytes: &mut [u8]) {
+    if bytes.contains(&0xed) {
+        well_formed(bytes);
+    }
+}
+
 /// Replaces the WTF-8 encodings of lone surrogates (`ED A0..BF xx`, which
 /// the engine emits for them) with U+FFFD (`EF BF BD`, the same length).
 fn well_formed(bytes: &mut [u8]) {
@@ -212,9 +226,7 @@ impl<'js> Writer<'_, 'js> {
         put_varint(self.out, len as u64);
         let at = self.out.len();
         self.out.extend_from_slice(s.bytes());
-        if std::str::from_utf8(&self.out[at..]).is_err() {
-            well_formed(&mut self.out[at..]);
-        }
+        make_well_formed(&mut self.out[at..]);
         Ok(())
     }
 
@@ -285,7 +297,7 @@ impl<'js> Writer<'_, 'js> {
             if qjs::JS_IsArray(v) {
                 return self.array(v);
             }
-            if qjs::JS_GetClassID(v) == 1 {
+            if qjs::JS_GetClassID(v) == JS_CLASS_OBJECT {
                 // JS_CLASS_OBJECT: plain, or an instance of a JS class.
                 return self.plain(v);
             }
@@ -406,11 +418,12 @@ impl<'js> Writer<'_, 'js> {
     /// `Object.prototype`'s pointer, read once per conversion.
     fn object_proto(&mut self) -> Option<*mut c_void> {
         if self.object_proto.is_none() {
-            // SAFETY: a fresh object and its prototype, both freed by their guards.
+            // SAFETY: the context is live; the class prototype comes back as a
+            // new reference, freed by the guard (the context keeps its own, so
+            // the pointer stays valid for the conversion).
             unsafe {
-                let o = Owned(self.raw, qjs::JS_NewObject(self.raw));
-                if !qjs::JS_IsException(o.1) {
-                    let p = Owned(self.raw, qjs::JS_GetPrototype(self.raw, o.1));
+                let p = Owned(self.raw, qjs::JS_GetClassProto(self.raw, JS_CLASS_OBJECT));
+                if qjs::JS_VALUE_GET_NORM_TAG(p.1) == qjs::JS_TAG_OBJECT {
                     self.object_proto = Some(qjs::JS_VALUE_GET_PTR(p.1));
                 }
             }
@@ -450,9 +463,7 @@ impl<'js> Writer<'_, 'js> {
             put_varint(self.out, len as u64);
             let k = self.out.len();
             self.out.extend_from_slice(key.bytes());
-            if std::str::from_utf8(&self.out[k..]).is_err() {
-                well_formed(&mut self.out[k..]);
-            }
+            make_well_formed(&mut self.out[k..]);
             drop(key);
             // SAFETY: `v` is live (a getter may run); the result is owned by the guard.
             let item = Owned(self.raw, unsafe { qjs::JS_GetProperty(self.raw, v, atom) });

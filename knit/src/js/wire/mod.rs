@@ -312,6 +312,13 @@ impl<'a> Reader<'a> {
 
     #[inline]
     pub(crate) fn varint(&mut self) -> Result<u64, WireError> {
+        // One byte (lengths, small counts and ints): the common case.
+        if let Some(&b) = self.bytes.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
         let mut v = 0u64;
         for i in 0..10 {
             let b = self.byte()?;
@@ -363,6 +370,11 @@ impl<'a> Reader<'a> {
     pub(crate) fn str(&mut self) -> Result<&'a str, WireError> {
         let n = self.len(1)?;
         let b = self.take(n)?;
+        if b.is_ascii() {
+            // SAFETY: ASCII is UTF-8 (checked word by word, cheaper than
+            // full validation for the short keys and strings common here).
+            return Ok(unsafe { std::str::from_utf8_unchecked(b) });
+        }
         std::str::from_utf8(b).map_err(|_| WireError::Malformed("string is not UTF-8".into()))
     }
 
