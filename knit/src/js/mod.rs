@@ -31,7 +31,7 @@ mod wire;
 
 pub use crate::js_error::JsError;
 pub use bigint::JsBigInt;
-pub use convert::{from_js, to_js};
+pub use convert::{from_js, to_js, Converter};
 pub use error::{caught_error, js_error_from, js_error_of};
 pub use modules::{JsModule, JsModuleError, JsOptions};
 pub use value::JsValue;

@@ -4,6 +4,7 @@ use std::ffi::c_void;
 
 use rquickjs::{qjs, Ctx, Function, Value};
 
+use super::cache::{KeyCache, MAX_KEY};
 use super::{engine_error, raw};
 use crate::js::bigint::parse_hex;
 use crate::js::wire::*;
@@ -47,12 +48,36 @@ use crate::js::wire::*;
 ///     assert_eq!(e, Err(WireError::Cycle));
 /// });
 /// ```
+///
+/// For many conversions in one context, a [`super::Converter`] does the
+/// same with its keys cached.
 pub fn from_js<'js>(
     ctx: &Ctx<'js>,
     value: &Value<'js>,
     out: &mut Vec<u8>,
     limits: &WireLimits,
 ) -> Result<(), WireError> {
+    write(
+        ctx,
+        value,
+        out,
+        limits,
+        &mut KeyCache::new(raw(ctx), false),
+        &mut Vec::new(),
+    )
+}
+
+/// [`from_js`] with `keys` for the key bytes and `path` (empty, left
+/// empty) for the cycle check.
+pub(super) fn write<'js>(
+    ctx: &Ctx<'js>,
+    value: &Value<'js>,
+    out: &mut Vec<u8>,
+    limits: &WireLimits,
+    keys: &mut KeyCache,
+    path: &mut Vec<*mut c_void>,
+) -> Result<(), WireError> {
+    path.clear();
     let start = out.len();
     let mut w = Writer {
         ctx,
@@ -60,8 +85,9 @@ pub fn from_js<'js>(
         out,
         start,
         limits: *limits,
-        path: Vec::new(),
+        path,
         object_proto: None,
+        keys,
     };
     let r = w.value(value.as_raw());
     if r.is_err() {
@@ -77,9 +103,10 @@ struct Writer<'a, 'js> {
     start: usize,
     limits: WireLimits,
     /// The objects being written, outermost first: meeting one again is a cycle.
-    path: Vec<*mut c_void>,
+    path: &'a mut Vec<*mut c_void>,
     /// `Object.prototype`, found when the first object is met.
     object_proto: Option<*mut c_void>,
+    keys: &'a mut KeyCache,
 }
 
 /// Frees an owned raw value when dropped (error paths included).
@@ -448,23 +475,34 @@ impl<'js> Writer<'_, 'js> {
         self.out.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x00]);
         let mut count = 0u64;
         for atom in props.atoms() {
-            let mut len: qjs::size_t = 0;
-            // SAFETY: `atom` is from the live table.
-            let p = unsafe { qjs::JS_AtomToCStringLen(self.raw, &mut len, atom) };
-            if p.is_null() {
-                return Err(engine_error(self.ctx));
-            }
-            let key = CStr(self.raw, p, len as usize);
-            if skip.iter().any(|s| s.as_bytes() == key.bytes()) {
-                continue;
+            if let Some(key) = self.keys.key(atom) {
+                if skip.iter().any(|s| s.as_bytes() == key) {
+                    continue;
+                }
+                self.room(key.len() + 10)?;
+                const _: () = assert!(MAX_KEY < 0x80, "a cached key's length is one varint byte");
+                self.out.push(key.len() as u8);
+                self.out.extend_from_slice(key);
+            } else {
+                let mut len: qjs::size_t = 0;
+                // SAFETY: `atom` is from the live table.
+                let p = unsafe { qjs::JS_AtomToCStringLen(self.raw, &mut len, atom) };
+                if p.is_null() {
+                    return Err(engine_error(self.ctx));
+                }
+                let key = CStr(self.raw, p, len as usize);
+                if skip.iter().any(|s| s.as_bytes() == key.bytes()) {
+                    continue;
+                }
+                self.room(len as usize + 10)?;
+                put_varint(self.out, len as u64);
+                let k = self.out.len();
+                self.out.extend_from_slice(key.bytes());
+                drop(key);
+                make_well_formed(&mut self.out[k..]);
+                self.keys.put_key(atom, &self.out[k..]);
             }
             count += 1;
-            self.room(len as usize + 10)?;
-            put_varint(self.out, len as u64);
-            let k = self.out.len();
-            self.out.extend_from_slice(key.bytes());
-            make_well_formed(&mut self.out[k..]);
-            drop(key);
             // SAFETY: `v` is live (a getter may run); the result is owned by the guard.
             let item = Owned(self.raw, unsafe { qjs::JS_GetProperty(self.raw, v, atom) });
             // SAFETY: reading the tag of a value.

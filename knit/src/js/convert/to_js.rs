@@ -2,6 +2,7 @@
 
 use rquickjs::{qjs, Ctx, Function, Value};
 
+use super::cache::KeyCache;
 use super::{engine_error, raw};
 use crate::js::bigint::to_hex;
 use crate::js::wire::*;
@@ -27,13 +28,34 @@ use crate::js::wire::*;
 ///     assert_eq!(check.call::<_, String>((v,)).unwrap(), "bigint x");
 /// });
 /// ```
+///
+/// For many conversions in one context, a [`super::Converter`] does the
+/// same with its key atoms cached.
 pub fn to_js<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> Result<Value<'js>, WireError> {
+    build(
+        ctx,
+        bytes,
+        &mut KeyCache::new(raw(ctx), false),
+        &mut Vec::new(),
+    )
+}
+
+/// [`to_js`] with `keys` for the key atoms and `stack` (empty, left empty)
+/// for array items.
+pub(super) fn build<'js>(
+    ctx: &Ctx<'js>,
+    bytes: &[u8],
+    keys: &mut KeyCache,
+    stack: &mut Vec<qjs::JSValue>,
+) -> Result<Value<'js>, WireError> {
+    debug_assert!(stack.is_empty());
     let mut b = Builder {
         ctx,
         raw: raw(ctx),
         r: Reader::new(bytes),
         depth: 0,
-        stack: Vec::new(),
+        stack,
+        keys,
     };
     let v = b.value()?;
     // SAFETY: `v` was just created in this context and nothing else owns it.
@@ -50,7 +72,8 @@ struct Builder<'a, 'js> {
     r: Reader<'a>,
     depth: usize,
     /// Array items made so far (owned here until the array takes them).
-    stack: Vec<qjs::JSValue>,
+    stack: &'a mut Vec<qjs::JSValue>,
+    keys: &'a mut KeyCache,
 }
 
 impl<'js> Builder<'_, 'js> {
@@ -152,26 +175,21 @@ impl<'js> Builder<'_, 'js> {
     fn entries(&mut self, obj: qjs::JSValue, n: usize, flags: i32) -> Result<(), WireError> {
         for _ in 0..n {
             let key = self.r.str()?;
-            // SAFETY: `key` is valid UTF-8 of `key.len()` bytes.
-            let atom = unsafe {
-                qjs::JS_NewAtomLen(self.raw, key.as_ptr().cast(), key.len() as qjs::size_t)
-            };
-            if atom == qjs::JS_ATOM_NULL {
+            let v = self.value()?;
+            // The atom is looked up only now: the value's own keys may have
+            // evicted a cached one meanwhile.
+            let Some((atom, owned)) = self.keys.atom(key) else {
+                // SAFETY: `v` is owned here and released once.
+                unsafe { qjs::JS_FreeValue(self.raw, v) };
                 return Err(engine_error(self.ctx));
-            }
-            let v = match self.value() {
-                Ok(v) => v,
-                Err(e) => {
-                    // SAFETY: the atom was made above and is released once.
-                    unsafe { qjs::JS_FreeAtom(self.raw, atom) };
-                    return Err(e);
-                }
             };
             // SAFETY: `obj` is a live object; the call takes `v` over even if
-            // it fails; the atom is ours to release.
+            // it fails; the atom is live (cached, or ours to release).
             let r = unsafe {
                 let r = qjs::JS_DefinePropertyValue(self.raw, obj, atom, v, flags);
-                qjs::JS_FreeAtom(self.raw, atom);
+                if owned {
+                    qjs::JS_FreeAtom(self.raw, atom);
+                }
                 r
             };
             if r < 0 {
