@@ -1,4 +1,5 @@
-//! Key atoms cached across conversions (held by a [`super::Converter`]).
+//! Key atoms and object shapes cached across conversions (held by a
+//! [`super::Converter`]).
 //!
 //! Struct-shaped payloads repeat the same few keys in every conversion.
 //! Without a cache each key is interned (hashed and looked up in the
@@ -172,6 +173,136 @@ impl Drop for KeyCache {
                 // context outlives the cache (see `new`).
                 unsafe { qjs::JS_FreeAtom(self.raw, s.atom) };
             }
+        }
+    }
+}
+
+/// The most keys an object may have for its shape to be kept.
+pub(super) const MAX_SHAPE_KEYS: usize = 16;
+
+/// Key sequences kept (a power of two).
+pub(super) const SHAPE_SLOTS: usize = 64;
+
+/// Object shapes kept alive across conversions (for `to_js`).
+///
+/// The engine shares an object's shape (its key layout) with every object
+/// that has the same keys in the same order, looking each step up in a
+/// hash table of live shapes; a shape no object uses is freed. So an
+/// object built from scratch, its predecessor freed, allocates and grows a
+/// new shape key by key. Keeping one template object per prefix of a key
+/// sequence (`{a}`, `{a, b}`, …, values `undefined`) keeps every step's
+/// shape alive, and building another object with those keys only follows
+/// them. A sequence gets its templates the second time in a row it is met
+/// in its slot (so objects whose keys keep changing cost nothing extra);
+/// at most [`SHAPE_SLOTS`] sequences of at most [`MAX_SHAPE_KEYS`] keys are
+/// kept, a new one evicting the one in its slot, and the templates are
+/// freed with the cache.
+pub(super) struct ShapeCache {
+    raw: *mut qjs::JSContext,
+    on: bool,
+    slots: Vec<ShapeSlot>,
+}
+
+#[derive(Default)]
+struct ShapeSlot {
+    atoms: Vec<qjs::JSAtom>,
+    /// One object per prefix of `atoms` (empty until met twice).
+    templates: Vec<qjs::JSValue>,
+}
+
+impl ShapeSlot {
+    fn free(&mut self, raw: *mut qjs::JSContext) {
+        for v in self.templates.drain(..) {
+            // SAFETY: each template is owned by the slot alone.
+            unsafe { qjs::JS_FreeValue(raw, v) };
+        }
+    }
+}
+
+impl ShapeCache {
+    /// A cache for `raw`, which must outlive it (it frees its templates there).
+    pub(super) fn new(raw: *mut qjs::JSContext, on: bool) -> Self {
+        ShapeCache {
+            raw,
+            on,
+            slots: Vec::new(),
+        }
+    }
+
+    /// Whether key shapes are kept at all.
+    #[inline]
+    pub(super) fn on(&self) -> bool {
+        self.on
+    }
+
+    /// Notes that a plain object (`Object.prototype`, keys defined with
+    /// `JS_PROP_C_W_E`) was built with the keys `atoms`, all live.
+    pub(super) fn met(&mut self, atoms: &[qjs::JSAtom]) {
+        if !self.on || atoms.is_empty() || atoms.len() > MAX_SHAPE_KEYS {
+            return;
+        }
+        if self.slots.is_empty() {
+            self.slots.resize_with(SHAPE_SLOTS, ShapeSlot::default);
+        }
+        let mut h = 0u64;
+        for &a in atoms {
+            h = (h.rotate_left(5) ^ u64::from(a)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+        let slot = &mut self.slots[(h >> 58) as usize & (SHAPE_SLOTS - 1)];
+        if slot.atoms != atoms {
+            slot.free(self.raw);
+            slot.atoms.clear();
+            slot.atoms.extend_from_slice(atoms);
+            return;
+        }
+        if !slot.templates.is_empty() {
+            return;
+        }
+        for n in 1..=atoms.len() {
+            // SAFETY: the context is live; the new object is owned by the
+            // slot (or freed here); the atoms are live (the caller's object
+            // holds them); each definition takes its (undefined) value.
+            unsafe {
+                let obj = qjs::JS_NewObject(self.raw);
+                let mut ok = !qjs::JS_IsException(obj);
+                for &a in &atoms[..n] {
+                    if !ok {
+                        break;
+                    }
+                    ok = qjs::JS_DefinePropertyValue(
+                        self.raw,
+                        obj,
+                        a,
+                        qjs::JS_UNDEFINED,
+                        qjs::JS_PROP_C_W_E as i32,
+                    ) >= 0;
+                }
+                if !ok {
+                    // Out of memory: no templates, and no exception left.
+                    qjs::JS_FreeValue(self.raw, obj);
+                    qjs::JS_FreeValue(self.raw, qjs::JS_GetException(self.raw));
+                    slot.free(self.raw);
+                    return;
+                }
+                slot.templates.push(obj);
+            }
+        }
+    }
+
+    /// How many key sequences have templates (for tests).
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| !s.templates.is_empty())
+            .count()
+    }
+}
+
+impl Drop for ShapeCache {
+    fn drop(&mut self) {
+        for s in &mut self.slots {
+            s.free(self.raw);
         }
     }
 }

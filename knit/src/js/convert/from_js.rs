@@ -315,18 +315,19 @@ impl<'js> Writer<'_, 'js> {
         // SAFETY (this block): `v` is a live object of this context; these
         // predicates only read its class.
         unsafe {
+            // The common kinds first: neither is a function or a Proxy.
+            if qjs::JS_GetClassID(v) == JS_CLASS_OBJECT {
+                // JS_CLASS_OBJECT: plain, or an instance of a JS class.
+                return self.plain(v);
+            }
+            if qjs::JS_IsArray(v) {
+                return self.array(v);
+            }
             if qjs::JS_IsFunction(self.raw, v) {
                 return unsupported("a function");
             }
             if qjs::JS_IsProxy(v) {
                 return unsupported("a Proxy");
-            }
-            if qjs::JS_IsArray(v) {
-                return self.array(v);
-            }
-            if qjs::JS_GetClassID(v) == JS_CLASS_OBJECT {
-                // JS_CLASS_OBJECT: plain, or an instance of a JS class.
-                return self.plain(v);
             }
             if qjs::JS_IsDate(v) {
                 let mut ms = 0f64;

@@ -21,16 +21,23 @@ use rquickjs::{qjs, Ctx, Value};
 use crate::js::wire::{WireError, WireLimits};
 
 /// [`to_js`] and [`from_js`] for many conversions in one context, with
-/// what repeats between them kept: the atoms of object keys (both ways,
-/// so a struct's field names are neither interned on the way in nor read
-/// back out of the engine on the way out each time) and the walks'
-/// scratch buffers.
+/// what repeats between them kept:
 ///
-/// The results are the same as the free functions'. The cache is bounded
-/// (a few hundred short keys each way; a key that collides evicts the one
-/// before, longer keys are not cached) and holds only atoms, released when
-/// the converter drops; it borrows its context (`'js`), so it cannot
-/// outlive it or its runtime. Keep one per context for as long as the
+/// - the atoms of object keys, both ways, so a struct's field names are
+///   neither interned on the way in nor read back out of the engine on the
+///   way out each time;
+/// - the engine's shapes (key layouts) of objects whose keys come in the
+///   same order conversion after conversion, so building another such
+///   object does not allocate and grow its shape again (one template object
+///   per prefix of the keys holds them alive);
+/// - the walks' scratch buffers.
+///
+/// The results are the same as the free functions'. The caches are bounded
+/// (a few hundred short keys each way, 64 key sequences of up to 16 keys;
+/// an entry that collides evicts the one before, longer keys and larger
+/// objects are not cached) and hold only atoms and template objects,
+/// released when the converter drops; it borrows its context (`'js`), so it
+/// cannot outlive it or its runtime. Keep one per context for as long as the
 /// context is entered, e.g. for a worker's run of tasks.
 ///
 /// ```
@@ -54,6 +61,7 @@ pub struct Converter<'js> {
     // Dropped before `ctx` (declaration order): the cache frees its atoms
     // in the context.
     keys: cache::KeyCache,
+    shapes: cache::ShapeCache,
     stack: Vec<qjs::JSValue>,
     path: Vec<*mut c_void>,
     ctx: Ctx<'js>,
@@ -64,6 +72,7 @@ impl<'js> Converter<'js> {
     pub fn new(ctx: &Ctx<'js>) -> Self {
         Converter {
             keys: cache::KeyCache::new(raw(ctx), true),
+            shapes: cache::ShapeCache::new(raw(ctx), true),
             stack: Vec::new(),
             path: Vec::new(),
             ctx: ctx.clone(),
@@ -72,7 +81,13 @@ impl<'js> Converter<'js> {
 
     /// [`to_js`] in this converter's context.
     pub fn to_js(&mut self, bytes: &[u8]) -> Result<Value<'js>, WireError> {
-        to_js::build(&self.ctx, bytes, &mut self.keys, &mut self.stack)
+        to_js::build(
+            &self.ctx,
+            bytes,
+            &mut self.keys,
+            &mut self.shapes,
+            &mut self.stack,
+        )
     }
 
     /// [`from_js`] in this converter's context (`value` must belong to it).
@@ -96,6 +111,12 @@ impl<'js> Converter<'js> {
     #[cfg(test)]
     fn cached_keys(&self) -> (usize, usize) {
         self.keys.len()
+    }
+
+    /// How many key sequences have their shapes kept.
+    #[cfg(test)]
+    fn cached_shapes(&self) -> usize {
+        self.shapes.len()
     }
 }
 

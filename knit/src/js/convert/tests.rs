@@ -564,7 +564,8 @@ fn converter_frees_its_atoms_when_dropped() {
     let convert = |cached: bool| {
         ctx.with(|ctx| {
             let mut conv = Converter::new(&ctx);
-            for chunk in keys.chunks(5) {
+            // Each chunk twice, so that its shape is kept too.
+            for chunk in keys.chunks(5).flat_map(|c| [c, c]) {
                 let w = object_wire(chunk);
                 let mut out = Vec::new();
                 if cached {
@@ -578,6 +579,7 @@ fn converter_frees_its_atoms_when_dropped() {
             }
             if cached {
                 assert!(conv.cached_keys().0 > 100);
+                assert!(conv.cached_shapes() > 10);
             }
         });
         rt.run_gc();
@@ -585,4 +587,66 @@ fn converter_frees_its_atoms_when_dropped() {
     };
     let before = convert(false);
     assert_eq!(convert(true), before, "no atom outlives the converter");
+    // (And no object: the runtime asserts there are none left when it drops.)
+}
+
+#[test]
+fn converter_keeps_shapes_of_repeated_key_sequences_only() {
+    with(|ctx| {
+        let mut conv = Converter::new(&ctx);
+        let item = Item {
+            id: 1,
+            name: "n".into(),
+            tags: vec!["t".into()],
+            price: 2.5,
+            active: true,
+        };
+        let mut w = Vec::new();
+        to_wire(&item, &mut w).unwrap();
+        assert!(same(&round_trip(&ctx, &mut conv, &w), &w));
+        assert_eq!(conv.cached_shapes(), 0, "met once: nothing kept yet");
+        for _ in 0..100 {
+            assert!(same(&round_trip(&ctx, &mut conv, &w), &w));
+        }
+        assert_eq!(conv.cached_shapes(), 1);
+        // Objects built on kept shapes are ordinary objects: own, enumerable,
+        // writable, configurable data properties, in order.
+        let v = conv.to_js(&w).unwrap();
+        let check: Function = ctx
+            .eval(
+                "v => { const d = Object.getOwnPropertyDescriptors(v); \
+                 v.id = 5; delete v.name; v.extra = 1; \
+                 return Object.keys(d).join() === 'id,name,tags,price,active' && \
+                 Object.values(d).every(p => p.writable && p.enumerable && p.configurable) && \
+                 Object.keys(v).join() === 'id,tags,price,active,extra' && v.id === 5 \
+                 ? 'ok' : JSON.stringify(d) }",
+            )
+            .unwrap();
+        assert_eq!(check.call::<_, String>((v,)).unwrap(), "ok");
+        let w2 = conv.to_js(&w).unwrap();
+        let mut out = Vec::new();
+        conv.from_js(&w2, &mut out, &WireLimits::default()).unwrap();
+        assert!(same(&out, &w), "changing one object leaves the next alone");
+
+        // Key sets that keep changing, too many keys, prefixes of kept
+        // sequences and many sequences: all correct, the cache bounded.
+        let keys: Vec<String> = (0..400).map(|i| format!("f{i}")).collect();
+        for i in 0..200 {
+            let w = object_wire(&keys[i..i + 1 + i % 7]);
+            assert!(same(&round_trip(&ctx, &mut conv, &w), &w));
+        }
+        let many = object_wire(&keys[..super::cache::MAX_SHAPE_KEYS + 1]);
+        for _ in 0..3 {
+            assert!(same(&round_trip(&ctx, &mut conv, &many), &many));
+        }
+        for i in 0..300 {
+            let w = object_wire(&keys[i..i + 3]);
+            for _ in 0..2 {
+                assert!(same(&round_trip(&ctx, &mut conv, &w), &w));
+            }
+            let prefix = object_wire(&keys[i..i + 2]);
+            assert!(same(&round_trip(&ctx, &mut conv, &prefix), &prefix));
+        }
+        assert!(conv.cached_shapes() <= super::cache::SHAPE_SLOTS);
+    });
 }

@@ -313,12 +313,18 @@ impl<'a> Reader<'a> {
     #[inline]
     pub(crate) fn varint(&mut self) -> Result<u64, WireError> {
         // One byte (lengths, small counts and ints): the common case.
-        if let Some(&b) = self.bytes.get(self.pos) {
-            if b < 0x80 {
+        match self.bytes.get(self.pos) {
+            Some(&b) if b < 0x80 => {
                 self.pos += 1;
-                return Ok(u64::from(b));
+                Ok(u64::from(b))
             }
+            _ => self.varint_long(),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn varint_long(&mut self) -> Result<u64, WireError> {
         let mut v = 0u64;
         for i in 0..10 {
             let b = self.byte()?;
@@ -341,11 +347,14 @@ impl<'a> Reader<'a> {
         let n = self.varint()?;
         match usize::try_from(n) {
             Ok(n) if n.saturating_mul(min_item) <= self.left() => Ok(n),
-            _ => Err(WireError::Malformed(format!(
-                "length {n} exceeds the {} bytes left",
-                self.left()
-            ))),
+            _ => Err(self.too_long(n)),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn too_long(&self, n: u64) -> WireError {
+        WireError::Malformed(format!("length {n} exceeds the {} bytes left", self.left()))
     }
 
     #[inline]
