@@ -14,7 +14,9 @@
 //! ([`wire`](self::to_wire)): the Rust side writes and reads it with serde
 //! ([`to_wire`], [`from_wire`], into any type or a dynamic [`JsValue`]); the
 //! worker turns the bytes straight into engine values ([`to_js`]) and the
-//! JS result straight back into bytes ([`from_js`]). A thrown exception
+//! JS result straight back into bytes ([`from_js`]); a [`Converter`] does
+//! both for many conversions in one context, keeping key atoms and object
+//! shapes from one to the next. A thrown exception
 //! becomes a [`JsError`] ([`caught_error`]).
 
 mod bigint;
