@@ -37,7 +37,9 @@
 //! ([`wire`](self::to_wire)): the Rust side writes and reads it with serde
 //! ([`to_wire`], [`from_wire`], into any type or a dynamic [`JsValue`]); the
 //! worker turns the bytes straight into engine values ([`to_js`]) and the
-//! JS result straight back into bytes ([`from_js`]). A thrown exception
+//! JS result straight back into bytes ([`from_js`]); a [`Converter`] does
+//! both for many conversions in one context, keeping key atoms and object
+//! shapes from one to the next. A thrown exception
 //! becomes a [`JsError`] ([`caught_error`]).
 
 mod bigint;
@@ -53,7 +55,7 @@ pub(crate) mod wire;
 
 pub use crate::js_error::JsError;
 pub use bigint::JsBigInt;
-pub use convert::{from_js, to_js};
+pub use convert::{from_js, to_js, Converter};
 pub use error::{caught_error, js_error_from, js_error_of};
 pub use modules::{JsModule, JsModuleError, JsOptions};
 pub use value::JsValue;
