@@ -35,6 +35,9 @@ pub(crate) fn expand(item: ItemFn, options: TaskOptions) -> syn::Result<TokenStr
             #name(#cx_arg)
         }),
     };
+    // An async task's runner for calling threads blocks on it; a worker
+    // polls its future instead (`run_async`), many at a time.
+    let call_awaited = quote!(#call_expr.await);
     let call_expr = if sig.is_async {
         quote!(#knit::__private::block_on(#call_expr))
     } else {
@@ -43,31 +46,67 @@ pub(crate) fn expand(item: ItemFn, options: TaskOptions) -> syn::Result<TokenStr
     // A fallible task's `Ok` type comes from the trait, not from the syntax,
     // so aliases (`io::Result<T>`, `fmt::Result`, a `#[task(fallible)]` one)
     // need no guess at which generic argument is `T`.
-    let (output, finish) = if sig.fallible {
-        let output = quote!(<#returned as #knit::__private::TaskResult>::Ok);
-        // The error's chain and typed value are found by autoref
-        // specialization on its concrete type; only the `Err` path pays.
-        let finish = quote! {
-            match #knit::__private::TaskResult::into_result(#call_expr) {
-                ::core::result::Result::Ok(v) => #knit::__private::encode_output(&v, __knit_out, __knit_max),
-                ::core::result::Result::Err(e) => ::core::result::Result::Err({
-                    #[allow(unused_imports)]
-                    use #knit::__private::{
-                        NoPayload as _, NoSources as _, PayloadOfSerialize as _,
-                        SourcesOfDynError as _, SourcesOfError as _, SourcesOfSendError as _,
-                    };
-                    #knit::__private::TaskFailure::task(
-                        &e,
-                        (&&&&#knit::__private::Probe(&e)).knit_sources(),
-                        (&&#knit::__private::Probe(&e)).knit_payload(__knit_max),
-                    )
-                }),
+    // The same finishing code for both runners, with the result's encoder
+    // (wincode for Rust callers, the JS wire form for JS callers).
+    let finish_with = |encode: TokenStream, call_expr: &TokenStream| {
+        if sig.fallible {
+            // The error's chain and typed value are found by autoref
+            // specialization on its concrete type; only the `Err` path pays.
+            quote! {
+                match #knit::__private::TaskResult::into_result(#call_expr) {
+                    ::core::result::Result::Ok(v) => #encode(&v, __knit_out, __knit_max),
+                    ::core::result::Result::Err(e) => ::core::result::Result::Err({
+                        #[allow(unused_imports)]
+                        use #knit::__private::{
+                            NoPayload as _, NoSources as _, PayloadOfSerialize as _,
+                            SourcesOfDynError as _, SourcesOfError as _, SourcesOfSendError as _,
+                        };
+                        #knit::__private::TaskFailure::task(
+                            &e,
+                            (&&&&#knit::__private::Probe(&e)).knit_sources(),
+                            (&&#knit::__private::Probe(&e)).knit_payload(__knit_max),
+                        )
+                    }),
+                }
             }
-        };
-        (output, finish)
+        } else {
+            quote!(#encode(&#call_expr, __knit_out, __knit_max))
+        }
+    };
+    // A fallible task's `Ok` type comes from the trait, not from the syntax,
+    // so aliases (`io::Result<T>`, `fmt::Result`, a `#[task(fallible)]` one)
+    // need no guess at which generic argument is `T`.
+    let output = if sig.fallible {
+        quote!(<#returned as #knit::__private::TaskResult>::Ok)
     } else {
-        let finish = quote!(#knit::__private::encode_output(&#call_expr, __knit_out, __knit_max));
-        (quote!(#returned), finish)
+        quote!(#returned)
+    };
+    let finish = finish_with(quote!(#knit::__private::encode_output), &call_expr);
+    let finish_wire = finish_with(quote!(#knit::__private::encode_output_wire), &call_expr);
+    let run_async = if sig.is_async {
+        let finish_async = finish_with(quote!(#knit::__private::encode_output), &call_awaited);
+        quote!(::core::option::Option::Some({
+            fn __knit_run_async(
+                __knit_input: &[u8],
+                __knit_max: usize,
+                __knit_cx: #knit::TaskCx<'static>,
+            ) -> ::core::result::Result<#knit::__private::TaskFuture, #knit::__private::TaskFailure> {
+                let __knit_arg: #arg_ty = #knit::__private::decode_input(
+                    __knit_input,
+                    ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name)),
+                )?;
+                ::core::result::Result::Ok(::std::boxed::Box::pin(async move {
+                    let _knit_cx = &__knit_cx;
+                    let mut __knit_buf = ::std::vec::Vec::new();
+                    let __knit_out = &mut __knit_buf;
+                    let __knit_done: ::core::result::Result<(), #knit::__private::TaskFailure> = #finish_async;
+                    __knit_done.map(|()| __knit_buf)
+                }))
+            }
+            __knit_run_async
+        }))
+    } else {
+        quote!(::core::option::Option::None)
     };
 
     let (method_params, method_arg) = if sig.arg.is_some() {
@@ -118,6 +157,23 @@ pub(crate) fn expand(item: ItemFn, options: TaskOptions) -> syn::Result<TokenStr
             module: ::core::module_path!(),
             id: #knit::__private::task_id(::core::module_path!(), ::core::stringify!(#name)),
             run: #runner,
+            // Expands to `None` when knit is built without its `js` feature.
+            run_wire: #knit::__wire_runner!({
+                fn __knit_run_wire(
+                    __knit_input: &[u8],
+                    __knit_out: &mut ::std::vec::Vec<u8>,
+                    __knit_max: usize,
+                    _knit_cx: &#knit::TaskCx<'_>,
+                ) -> ::core::result::Result<(), #knit::__private::TaskFailure> {
+                    let __knit_arg: #arg_ty = #knit::__private::decode_input_wire(
+                        __knit_input,
+                        ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name)),
+                    )?;
+                    #finish_wire
+                }
+                __knit_run_wire
+            }),
+            run_async: #run_async,
             inline_safe: #inline_safe,
             timeout_ms: #timeout_ms,
         };

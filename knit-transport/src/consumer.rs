@@ -269,7 +269,20 @@ impl Consumer {
     /// Waits (spin, then park) until a message is waiting, the lane closes, or
     /// `deadline` passes.
     pub fn wait(&mut self, deadline: Option<Instant>) -> WaitOutcome {
-        if self.has_pending() {
+        self.wait_or(deadline, || false)
+    }
+
+    /// [`Consumer::wait`], also returning `Ready` once `woken()` is true:
+    /// for a consumer with work of its own that other threads can make ready
+    /// (a future's waker). Whoever makes `woken()` true calls
+    /// [`LaneRegion::wake_consumer`] afterwards, which the sleeping consumer
+    /// then cannot miss (the same fence pairing as a message's).
+    pub fn wait_or(
+        &mut self,
+        deadline: Option<Instant>,
+        mut woken: impl FnMut() -> bool,
+    ) -> WaitOutcome {
+        if self.has_pending() || woken() {
             return WaitOutcome::Ready;
         }
         let head = self.head;
@@ -285,6 +298,9 @@ impl Consumer {
             parks: &self.parks,
         };
         site.wait(self.spin, deadline, || {
+            if woken() {
+                return true;
+            }
             let moved = control.tail.load(Ordering::Acquire) != head;
             if moved {
                 // The frame's line is a second miss after the tail's: asked

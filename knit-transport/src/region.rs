@@ -339,6 +339,14 @@ impl LaneRegion {
         }
     }
 
+    /// Wakes the request ring's consumer if it sleeps in
+    /// [`Consumer::wait_or`](crate::Consumer::wait_or): call it after making
+    /// that wait's `woken()` true. Costs a light fence and a load unless
+    /// the consumer sleeps.
+    pub fn wake_consumer(&self) {
+        wait::notify(&self.control(Direction::Requests).data_wait, self.sharing);
+    }
+
     /// Whether [`LaneRegion::close`] has been called (by any mapping).
     pub fn is_closed(&self) -> bool {
         self.header().closed.load(Ordering::Acquire) != 0

@@ -192,63 +192,130 @@ impl Caller {
                 Err(_) => Err(self.closed_after_all(ticket)),
             };
         }
-        let (ticket, error) = match shared.pick(entry) {
+        match shared.pick(entry) {
             Route::Inline(inline) => {
                 let job = self.job(entry, len, encode)?;
                 let ticket = job.ticket;
-                return match inline.push(job) {
+                match inline.push(job) {
                     Ok(()) => Ok((ticket, true)),
                     Err(_) => Err(self.closed_after_all(ticket)),
-                };
+                }
             }
-            Route::Worker(lane) => {
-                let mut sender = lane.lock();
-                // Looked at again under the lock: closing returns each lane's
-                // cached slots under it, and none may be taken after that.
-                if shared.closed.load(Ordering::Relaxed) {
-                    return Err(self.give_back_place(CallError::Closed));
+            Route::Worker(lane) => self.send_on_lane(lane, entry, len, encode),
+        }
+    }
+
+    /// Sends a JS call of `entry` whose argument is already in the JS wire
+    /// form; to worker lane `lane` (an index among the worker lanes) if
+    /// given, else where the balancer says. JS calls never take the inline
+    /// lane (their entries are not inline-safe), and one made on a worker is
+    /// sent like any other (it cannot run on that worker's thread while a
+    /// Rust task holds it).
+    #[cfg(feature = "js")]
+    pub(crate) fn send_wire<R: DeserializeOwned>(
+        &self,
+        entry: &'static TaskEntry,
+        input: &[u8],
+        lane: Option<usize>,
+    ) -> Call<R> {
+        let shared = &self.shared;
+        let sent = (|| {
+            if shared.closed.load(Ordering::Acquire) {
+                return Err(CallError::Closed);
+            }
+            let len = input.len();
+            if len > shared.max_payload {
+                return Err(PayloadError::TooLarge {
+                    len,
+                    max: shared.max_payload,
                 }
-                let ticket = match shared.table.alloc_cached(&mut sender.slots) {
-                    Some(t) => t,
-                    None => {
-                        drop(sender);
-                        let t = match shared.alloc_anywhere() {
-                            Ok(t) => t,
-                            Err(e) => return Err(self.give_back_place(e)),
-                        };
-                        sender = lane.lock();
-                        t
+                .into());
+            }
+            if let Some(admission) = &shared.table.admission {
+                if !admission.try_acquire()? {
+                    if lane.is_some() || worker::on_this_thread(shared).is_some() {
+                        // A session's call must reach its one lane, and a
+                        // worker must not sleep for room.
+                        return Err(CallError::QueueFull);
                     }
-                };
-                // Before `prepare`, which may arm a deadline (and so tell the
-                // watchdog about the ticket).
-                shared.table.mark_laned(ticket, lane.index);
-                self.prepare(entry, ticket);
-                let env = Envelope {
-                    call_id: ticket.call_id(),
-                    task_id: entry.id,
-                    flags: 0,
-                };
-                // The worker answers a call whose encoding failed part way with
-                // `CallError::Payload` instead of decoding what was written.
-                let fill = |dst: &mut [u8], env: &mut Envelope| {
-                    if encode(dst).is_err() {
-                        env.flags |= FLAG_ENCODE_FAILED;
-                    }
-                };
-                let (_sender, sent) = lane.send_frame(sender, env, len, fill);
-                match sent {
-                    Ok(()) => {
-                        lane.count_submitted();
-                        return Ok((ticket, false));
-                    }
-                    Err(e) => (ticket, shared.send_error(e)),
+                    return Ok(Sent::Deferred(input.to_vec()));
                 }
+            }
+            let encode = |dst: &mut [u8]| {
+                dst.copy_from_slice(input);
+                Ok(())
+            };
+            let (ticket, _) = match lane {
+                Some(i) => self.send_on_lane(&shared.lanes[i], entry, len, &encode)?,
+                None => self.send_admitted(entry, len, &encode)?,
+            };
+            Ok(Sent::InFlight(ticket, Via::Lane))
+        })();
+        match sent {
+            Ok(Sent::InFlight(ticket, via)) => Call::in_flight(ticket, shared, entry, via),
+            Ok(Sent::Deferred(input)) => Call::deferred(shared.clone(), entry, input),
+            Err(e) => Call::refused(shared.stats.refuse(e)),
+        }
+    }
+
+    /// Sends a call to worker lane `lane` (its `max_queue` place, if any,
+    /// is taken).
+    #[inline]
+    fn send_on_lane(
+        &self,
+        lane: &crate::lane::ThreadLane,
+        entry: &'static TaskEntry,
+        len: usize,
+        encode: &dyn Fn(&mut [u8]) -> Result<(), PayloadError>,
+    ) -> Result<(Ticket, bool), CallError> {
+        let shared = &self.shared;
+        let mut sender = lane.lock();
+        // Looked at again under the lock: closing returns each lane's
+        // cached slots under it, and none may be taken after that.
+        if shared.closed.load(Ordering::Relaxed) {
+            return Err(self.give_back_place(CallError::Closed));
+        }
+        let ticket = match shared.table.alloc_cached(&mut sender.slots) {
+            Some(t) => t,
+            None => {
+                drop(sender);
+                let t = match shared.alloc_anywhere() {
+                    Ok(t) => t,
+                    Err(e) => return Err(self.give_back_place(e)),
+                };
+                sender = lane.lock();
+                t
             }
         };
-        // Never sent: nobody else knows this ticket.
-        shared.table.discard(ticket);
-        Err(error)
+        // Before `prepare`, which may arm a deadline (and so tell the
+        // watchdog about the ticket).
+        shared.table.mark_laned(ticket, lane.index);
+        self.prepare(entry, ticket);
+        let env = Envelope {
+            call_id: ticket.call_id(),
+            task_id: entry.id,
+            flags: 0,
+        };
+        // The worker answers a call whose encoding failed part way with
+        // `CallError::Payload` instead of decoding what was written.
+        let fill = |dst: &mut [u8], env: &mut Envelope| {
+            if encode(dst).is_err() {
+                env.flags |= FLAG_ENCODE_FAILED;
+            }
+        };
+        let (_sender, sent) = lane.send_frame(sender, env, len, fill);
+        match sent {
+            Ok(()) => {
+                lane.count_submitted();
+                Ok((ticket, false))
+            }
+            Err(e) => {
+                let error = shared.send_error(e);
+                // Never sent: nobody else knows this ticket.
+                shared.table.discard(ticket);
+                Err(error)
+            }
+        }
     }
 
     /// A call as a job for the inline lane or the shared queue: a slot, and

@@ -196,6 +196,13 @@ pub(crate) struct ThreadLane {
     pub run: Histogram,
     /// Times this lane got a new worker.
     pub restarts: AtomicU64,
+    /// JS calls its worker's engine began, and its heap's size in bytes.
+    pub js_calls: AtomicU64,
+    pub js_memory: AtomicU64,
+    /// When `js_memory` was last measured (ms since the lane's epoch; the
+    /// measure walks the engine's heap, so it is taken at most every 100 ms).
+    #[cfg(feature = "js")]
+    js_measured: std::sync::Mutex<Option<Instant>>,
 }
 
 impl ThreadLane {
@@ -220,6 +227,10 @@ impl ThreadLane {
             wait: Histogram::new(),
             run: Histogram::new(),
             restarts: AtomicU64::new(0),
+            js_calls: AtomicU64::new(0),
+            js_memory: AtomicU64::new(0),
+            #[cfg(feature = "js")]
+            js_measured: std::sync::Mutex::new(None),
         }
     }
 
@@ -347,6 +358,32 @@ impl ThreadLane {
         sender.producer.region().close();
         // Whoever closes holds the pool, so the table's keep may go here.
         drop(table.return_cache(&mut sender.slots));
+    }
+
+    /// Publishes `engine`'s counters (its heap size too when `idle`, at
+    /// most every 100 ms).
+    #[cfg(feature = "js")]
+    pub(crate) fn record_js(&self, engine: &crate::js::host::JsEngine, idle: bool) {
+        self.js_calls.store(engine.calls(), Ordering::Relaxed);
+        if idle {
+            let mut last = self.js_measured.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            if last.is_none_or(|at| now.duration_since(at) >= Duration::from_millis(100)) {
+                *last = Some(now);
+                self.js_memory
+                    .store(engine.memory_used(), Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Whether the lane's worker thread is still running.
+    #[cfg(feature = "js")]
+    pub(crate) fn handle_alive(&self) -> bool {
+        self.handle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|h| !h.is_finished())
     }
 
     pub(crate) fn take_handle(&self) -> Option<JoinHandle<()>> {

@@ -60,6 +60,8 @@ mod stats;
 mod table;
 mod task_error;
 mod worker;
+#[cfg(feature = "js")]
+mod worker_js;
 
 pub use balance::{Balance, Balancer, LaneLoad};
 pub use call::{Call, CancelHandle, Cancelled};
@@ -83,11 +85,33 @@ mod registry_slice {
     pub static TASKS: [TaskEntry];
 }
 
+/// What `#[task]` puts in a task's `run_wire`: the runner JS calls it
+/// through (with the `js` feature), else nothing.
+#[cfg(feature = "js")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __wire_runner {
+    ($runner:block) => {
+        ::core::option::Option::Some($runner)
+    };
+}
+
+/// What `#[task]` puts in a task's `run_wire`: the runner JS calls it
+/// through (with the `js` feature), else nothing.
+#[cfg(not(feature = "js"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __wire_runner {
+    ($runner:block) => {
+        ::core::option::Option::None
+    };
+}
+
 /// What the `#[task]` macro expands to refers to; not a stable API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::block_on::block_on;
-    pub use crate::registry::{task_id, RunFn, TaskEntry, TaskFailure};
+    pub use crate::registry::{task_id, AsyncRunFn, RunFn, TaskEntry, TaskFailure, TaskFuture};
     pub use crate::registry_slice::TASKS;
     pub use crate::task_error::{
         NoPayload, NoSources, PayloadOfSerialize, Probe, SourcesOfDynError, SourcesOfError,
@@ -135,6 +159,37 @@ pub mod __private {
         fn into_result(self) -> Result<T, E> {
             self
         }
+    }
+
+    /// Decodes the argument of the task at `path` from the JS wire form (a
+    /// call from JS: a host function).
+    #[cfg(feature = "js")]
+    #[inline]
+    pub fn decode_input_wire<T: DeserializeOwned>(
+        input: &[u8],
+        path: &'static str,
+    ) -> Result<T, TaskFailure> {
+        crate::js::from_wire(input)
+            .map_err(|e| TaskFailure::bad_argument(e.into(), path, std::any::type_name::<T>()))
+    }
+
+    /// Encodes a task's result in the JS wire form (at most `max` bytes).
+    #[cfg(feature = "js")]
+    pub fn encode_output_wire<T: Serialize>(
+        value: &T,
+        out: &mut Vec<u8>,
+        max: usize,
+    ) -> Result<(), TaskFailure> {
+        crate::js::to_wire(value, out)
+            .map_err(|e| TaskFailure::from(crate::error::PayloadError::from(e)))?;
+        if out.len() > max {
+            return Err(crate::error::PayloadError::TooLarge {
+                len: out.len(),
+                max,
+            }
+            .into());
+        }
+        Ok(())
     }
 
     /// Encodes a task's result (at most `max` bytes).

@@ -114,6 +114,11 @@ pub struct PoolOptions {
     /// settling the rest with `CallError::Closed` (default: 0, do not wait;
     /// queued calls then still run on the detached workers).
     pub drop_grace: Duration,
+    /// A QuickJS engine on every worker, running these JS modules (default:
+    /// none). Their exports are called with `pool.js(module, export)`, and
+    /// scripts with `pool.eval` and `pool.session()`; see [`crate::js`].
+    #[cfg(feature = "js")]
+    pub js: Option<crate::js::JsOptions>,
 }
 
 /// What a call does when the pool already has `max_queue` calls in flight.
@@ -155,14 +160,16 @@ impl Default for PoolOptions {
             hard_timeout: None,
             timing: false,
             drop_grace: Duration::ZERO,
+            #[cfg(feature = "js")]
+            js: None,
         }
     }
 }
 
 impl std::fmt::Debug for PoolOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PoolOptions")
-            .field("threads", &self.threads)
+        let mut f = f.debug_struct("PoolOptions");
+        f.field("threads", &self.threads)
             .field("pin", &self.pin)
             .field("balancer", &self.balancer)
             .field("inliner", &self.inliner)
@@ -176,8 +183,10 @@ impl std::fmt::Debug for PoolOptions {
             .field("queue_policy", &self.queue_policy)
             .field("hard_timeout", &self.hard_timeout)
             .field("timing", &self.timing)
-            .field("drop_grace", &self.drop_grace)
-            .finish()
+            .field("drop_grace", &self.drop_grace);
+        #[cfg(feature = "js")]
+        f.field("js", &self.js);
+        f.finish()
     }
 }
 

@@ -62,6 +62,17 @@ pub fn create_pool(options: PoolOptions) -> Result<Pool, PoolError> {
         return invalid("max_queue must be at least 1");
     }
     let registry = Registry::collect(&crate::registry_slice::TASKS)?;
+    // Compiled here, before any worker starts: a syntax error or a bad
+    // import fails the pool.
+    #[cfg(feature = "js")]
+    let js = match &options.js {
+        Some(js) => Some(Arc::new(crate::js::host::JsSetup::new(
+            js,
+            &registry,
+            options.max_payload_bytes,
+        )?)),
+        None => None,
+    };
     let admission = options
         .max_queue
         .map(|m| Admission::new(m, options.queue_policy));
@@ -114,6 +125,10 @@ pub fn create_pool(options: PoolOptions) -> Result<Pool, PoolError> {
         ends.push((end, responses));
     }
     shared.lanes = lanes;
+    #[cfg(feature = "js")]
+    {
+        shared.js = js;
+    }
     let shared = shared.into_arc();
     for (index, (end, responses)) in ends.into_iter().enumerate() {
         let status = shared.lanes[index].workers().current.clone();
@@ -125,6 +140,16 @@ pub fn create_pool(options: PoolOptions) -> Result<Pool, PoolError> {
                 shared.close();
                 return Err(PoolError::Spawn(e));
             }
+        }
+    }
+    // Every worker's engine ran the bootstrap and the modules' top-level
+    // code: an exception there fails the pool.
+    #[cfg(feature = "js")]
+    if let Some(js) = &shared.js {
+        let alive = || shared.lanes.iter().all(|l| l.handle_alive());
+        if let Err(e) = js.wait_started(options.threads, alive) {
+            shared.close();
+            return Err(PoolError::JsModule(e));
         }
     }
     if options.hard_timeout.is_some() {
@@ -329,6 +354,8 @@ impl Pool {
                     calls: l.completed(),
                     busy: Duration::from_nanos(l.busy.load(Ordering::Relaxed)),
                     restarts: l.restarts.load(Ordering::Relaxed),
+                    js_calls: l.js_calls.load(Ordering::Relaxed),
+                    js_memory_bytes: l.js_memory.load(Ordering::Relaxed),
                 })
                 .collect(),
             wait: timing(|l| &l.wait),

@@ -67,6 +67,9 @@ pub(crate) struct Shared {
     /// Each worker thread's stack size.
     pub stack_size: usize,
     pub stats: PoolCounters,
+    /// What every worker's JS engine is built from (`PoolOptions::js`).
+    #[cfg(feature = "js")]
+    pub js: Option<Arc<crate::js::host::JsSetup>>,
     /// Tests only: every worker spawn for this pool fails (see `fault`).
     #[cfg(test)]
     pub refuse_spawns: AtomicBool,
@@ -132,6 +135,8 @@ impl Shared {
             timing,
             stack_size,
             stats: PoolCounters::new(),
+            #[cfg(feature = "js")]
+            js: None,
             #[cfg(test)]
             refuse_spawns: AtomicBool::new(false),
         }

@@ -283,6 +283,12 @@ pub struct LaneStats {
     pub busy: Duration,
     /// Times this lane's worker was replaced (it died or got stuck).
     pub restarts: u64,
+    /// JS calls its engine began (exports, evals, session evals; 0 without
+    /// `PoolOptions::js`). Counted by its current worker.
+    pub js_calls: u64,
+    /// Bytes its JS engine's heap used when the worker last went idle (0
+    /// without `PoolOptions::js`).
+    pub js_memory_bytes: u64,
 }
 
 /// A snapshot of a pool's counters: `pool.stats()`.

@@ -91,7 +91,7 @@ pub(crate) fn on_this_thread(shared: &Shared) -> Option<WorkerHere> {
 }
 
 /// How many requests a worker takes per drain (their ring space is released together).
-const DRAIN_BATCH: usize = 32;
+pub(crate) const DRAIN_BATCH: usize = 32;
 
 pub(crate) struct WorkerContext {
     pub shared: Arc<Shared>,
@@ -125,20 +125,16 @@ pub(crate) fn worker_loop(mut end: WorkerEnd, cx: WorkerContext) {
         std::mem::forget(watch);
         return;
     }
+    #[cfg(feature = "js")]
+    if let Some(setup) = &cx.shared.js {
+        let engine = setup.start_engine(&cx.shared.table, cx.number);
+        crate::worker_js::serve_lane(&mut end, &cx, lane, &mut scratch, engine);
+        std::mem::forget(watch);
+        return;
+    }
     loop {
         let drained = end.requests.drain(DRAIN_BATCH, |frame| {
             let env = frame.envelope();
-            let task = if env.flags & FLAG_ENCODE_FAILED != 0 {
-                Err(CallError::Payload(PayloadError::Encode(
-                    "the argument's Serialize failed (or panicked) while writing it".into(),
-                )))
-            } else {
-                cx.shared
-                    .registry
-                    .get(env.task_id)
-                    .ok_or_else(|| CallError::UnknownTask(format!("id {:#018x}", env.task_id)))
-            };
-            let ticket = Ticket::from_call_id(env.call_id);
             let met = if env.flags & FLAG_CLAIMABLE != 0 {
                 Met::Claimable
             } else {
@@ -146,7 +142,7 @@ pub(crate) fn worker_loop(mut end: WorkerEnd, cx: WorkerContext) {
                     redelivered: env.flags & FLAG_REDELIVERED != 0,
                 }
             };
-            run_call(&cx, lane, &mut scratch, ticket, task, frame.payload(), met);
+            run_frame(&cx, lane, &mut scratch, env, frame.payload(), met);
         });
         match drained {
             // Nothing waiting: sleep until there is, or until the lane closes
@@ -166,6 +162,30 @@ pub(crate) fn worker_loop(mut end: WorkerEnd, cx: WorkerContext) {
         }
     }
     std::mem::forget(watch);
+}
+
+/// Runs the Rust call of a request frame.
+#[inline]
+pub(crate) fn run_frame(
+    cx: &WorkerContext,
+    lane: &ThreadLane,
+    scratch: &mut Vec<u8>,
+    env: knit_transport::Envelope,
+    input: &[u8],
+    met: Met,
+) {
+    let task = if env.flags & FLAG_ENCODE_FAILED != 0 {
+        Err(CallError::Payload(PayloadError::Encode(
+            "the argument's Serialize failed (or panicked) while writing it".into(),
+        )))
+    } else {
+        cx.shared
+            .registry
+            .get(env.task_id)
+            .ok_or_else(|| CallError::UnknownTask(format!("id {:#018x}", env.task_id)))
+    };
+    let ticket = Ticket::from_call_id(env.call_id);
+    run_call(cx, lane, scratch, ticket, task, input, met);
 }
 
 /// The loop of a worker under `Balancer::Shared`: claim the next call from the
@@ -192,7 +212,7 @@ fn serve_queue(
 
 /// Where a worker met a call.
 #[derive(Clone, Copy)]
-enum Met {
+pub(crate) enum Met {
     /// In its lane's ring: the call is laned (see `table`'s module docs).
     Laned { redelivered: bool },
     /// In the pool's shared queue, or in its ring as a claimable frame
@@ -203,7 +223,7 @@ enum Met {
 /// Claims a call this worker met, or returns `None` if it must not run
 /// (cancelled, timed out, claimed by another worker, or the pool halted).
 #[inline]
-fn claim(cx: &WorkerContext, ticket: Ticket, met: Met) -> Option<Claim> {
+pub(crate) fn claim(cx: &WorkerContext, ticket: Ticket, met: Met) -> Option<Claim> {
     let table = &cx.shared.table;
     let Met::Laned { redelivered } = met else {
         if !table.claim_run(ticket) {
@@ -285,6 +305,21 @@ fn run_call(
         }
         Err(e) => Outcome::Failed(e),
     };
+    settle(cx, lane, ticket, outcome, claim, started);
+}
+
+/// Delivers the outcome of a call this worker claimed (now, or later for a
+/// JS call that waited on a promise), counting it.
+#[inline]
+pub(crate) fn settle(
+    cx: &WorkerContext,
+    lane: &ThreadLane,
+    ticket: Ticket,
+    outcome: Outcome,
+    claim: Claim,
+    started: Option<Instant>,
+) {
+    let table = &cx.shared.table;
     if let Some(started) = started {
         lane.record_timing(&cx.shared, ticket, started);
     }

@@ -40,6 +40,7 @@ impl<I, O> Copy for Work<I, O> {}
 
 /// A system under test.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // A handful of contenders per run; boxing buys nothing.
 pub enum Contender {
     /// knit with these options (`threads` and `pin` are set per scenario).
     Knit {

@@ -410,6 +410,17 @@ fn decode<T: DeserializeOwned>(
             return Err((e, false));
         }
     };
+    #[cfg(feature = "js")]
+    if crate::js::targets::is_js(entry.id) {
+        return crate::js::from_wire(bytes).map_err(|e| {
+            let why = format!(
+                "the result of JS {} as {}: {e}",
+                entry.path(),
+                std::any::type_name::<T>()
+            );
+            (CallError::Payload(PayloadError::Decode(why)), true)
+        });
+    }
     codec::decode(bytes).map_err(|e| {
         let e = match e {
             PayloadError::Decode(why) => PayloadError::Decode(format!(

@@ -17,19 +17,20 @@
 //! JS result straight back into bytes ([`from_js`]). A thrown exception
 //! becomes a [`JsError`] ([`caught_error`]).
 
+mod api;
 mod bigint;
-// Installed by the worker's engine (being built); tested on bare engines now.
-#[cfg_attr(not(test), allow(dead_code))]
 mod console;
 mod convert;
 mod error;
+pub(crate) mod host;
 pub(crate) mod modules;
-#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) mod targets;
 mod timers;
 mod value;
 mod wire;
 
 pub use crate::js_error::JsError;
+pub use api::{JsSession, JsTask};
 pub use bigint::JsBigInt;
 pub use convert::{from_js, to_js};
 pub use error::{caught_error, js_error_from, js_error_of};

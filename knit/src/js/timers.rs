@@ -139,6 +139,7 @@ impl Timers {
         None
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // Used by the tests only.
     /// How many timers are set.
     pub(crate) fn len(&self) -> usize {
         self.0.borrow().timers.len()

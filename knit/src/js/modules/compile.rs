@@ -27,8 +27,12 @@ use crate::error::PoolError;
 pub(crate) struct CompiledModule {
     name: String,
     bytecode: Box<[u8]>,
+    // Read by the tests (which check resolution and the cache).
+    #[cfg_attr(not(test), allow(dead_code))]
     specifiers: Vec<String>,
+    #[cfg_attr(not(test), allow(dead_code))]
     imports: Vec<String>,
+    #[cfg_attr(not(test), allow(dead_code))]
     from_cache: bool,
 }
 
@@ -44,16 +48,19 @@ impl CompiledModule {
         &self.bytecode
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // Used by the tests only.
     /// The names of the registered modules it imports statically.
     pub(crate) fn imports(&self) -> &[String] {
         &self.imports
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // Used by the tests only.
     /// Its import specifiers as written (`"./math.js"`).
     pub(crate) fn specifiers(&self) -> &[String] {
         &self.specifiers
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // Used by the tests only.
     /// Whether the bytecode came from the on-disk cache (no compile).
     pub(crate) fn cached(&self) -> bool {
         self.from_cache

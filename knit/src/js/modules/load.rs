@@ -79,6 +79,7 @@ pub(crate) struct LoadedModules {
 }
 
 impl LoadedModules {
+    #[cfg_attr(not(test), allow(dead_code))] // Used by the tests only.
     /// The namespace object of `module`.
     pub(crate) fn namespace<'js>(&self, ctx: &Ctx<'js>, module: &str) -> Option<Object<'js>> {
         let (_, ns) = self.modules.iter().find(|(n, _)| n == module)?;
@@ -106,6 +107,7 @@ impl LoadedModules {
         value.into_function()
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // Used by the tests only.
     /// [`LoadedModules::export`], with a missing one as the call error it is.
     pub(crate) fn export_task<'js>(
         &self,
@@ -117,6 +119,7 @@ impl LoadedModules {
             .ok_or_else(|| unknown_export(module, name))
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // Used by the tests only.
     /// The names `module` exports, in the engine's order.
     pub(crate) fn export_names(&self, ctx: &Ctx<'_>, module: &str) -> Option<Vec<String>> {
         self.namespace(ctx, module)?
@@ -125,6 +128,7 @@ impl LoadedModules {
             .ok()
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // Used by the tests only.
     /// The loaded modules' names, in the order they were evaluated.
     pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         self.modules.iter().map(|(n, _)| n.as_str())
@@ -137,6 +141,7 @@ pub(crate) fn unknown_export(module: &str, name: &str) -> CallError {
     CallError::UnknownTask(format!("{module}::{name}"))
 }
 
+#[cfg_attr(not(test), allow(dead_code))] // Used by the tests only.
 /// Runs the bootstrap script, then evaluates every module, in `ctx` (whose
 /// runtime has [`install_loader`]'s loader). A top-level await that waits for
 /// something no promise job settles fails as [`JsModuleError::Unsettled`];
@@ -193,7 +198,7 @@ fn evaluate_error(module: &str, failure: Failure) -> JsModuleError {
 }
 
 /// Runs the bootstrap as a global, sloppy-mode script named `bootstrap`.
-fn run_bootstrap(ctx: &Ctx<'_>, script: &str) -> Result<(), JsModuleError> {
+pub(crate) fn run_bootstrap(ctx: &Ctx<'_>, script: &str) -> Result<(), JsModuleError> {
     let mut options = EvalOptions::default();
     options.global = true;
     options.strict = false;

@@ -24,10 +24,6 @@
 //! read from the optional on-disk cache after its keyed hash verified (see the
 //! `cache` module for the file format and exactly what that trusts).
 
-// Until the worker integration (`PoolOptions::js`) calls `compile` and
-// `load`, only the tests do: remove this with that change.
-#![cfg_attr(not(test), allow(dead_code))]
-
 mod cache;
 mod compile;
 mod error;
@@ -45,7 +41,8 @@ pub(crate) use compile::{compile, CompiledModule, CompiledModules};
 pub use error::JsModuleError;
 #[allow(unused_imports)] // The worker integration is their first user outside the tests.
 pub(crate) use load::{
-    install_loader, load, load_with, resolver_and_loader, unknown_export, LoadedModules,
+    install_loader, load, load_with, resolver_and_loader, run_bootstrap, unknown_export,
+    LoadedModules,
 };
 
 /// One ES module for the JS host: a name to import it by and its source.

@@ -262,8 +262,16 @@ impl<'de> de::Deserializer<'de> for &mut WireDeserializer<'de> {
         }
     }
 
+    /// `()` takes any value and ignores it, so a call whose result does not
+    /// matter can be read as `()` whatever the script left (an eval's
+    /// completion value, say).
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, WireError> {
+        <de::IgnoredAny as de::Deserialize>::deserialize(&mut *self)?;
+        visitor.visit_unit()
+    }
+
     forward_to_deserialize_any! {
-        bool char str string bytes byte_buf unit unit_struct seq tuple tuple_struct
+        bool char str string bytes byte_buf unit_struct seq tuple tuple_struct
         map struct identifier ignored_any
     }
 }

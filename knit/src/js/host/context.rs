@@ -1,0 +1,124 @@
+//! One JS context of a worker's engine (the worker's own, or a session's): its globals, timers, modules and cached exports.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+use rquickjs::{Context, Ctx, Function, Persistent, Runtime};
+
+use super::{console_source, exposed, EngineState};
+use crate::error::CallError;
+use crate::js::console;
+use crate::js::error::js_error_of;
+use crate::js::modules::{load_with, run_bootstrap, JsModuleError, LoadedModules};
+use crate::js::timers::Timers;
+use crate::table::Outcome;
+
+/// A context and what the engine keeps of it.
+pub(crate) struct JsContext {
+    pub ctx: Context,
+    pub timers: Timers,
+    /// The modules' namespaces (the worker's own context only).
+    pub modules: Option<LoadedModules>,
+    /// Exported functions already looked up, by JS target id.
+    pub functions: RefCell<HashMap<u64, Persistent<Function<'static>>>>,
+}
+
+impl JsContext {
+    /// A context with console, timers and the host functions installed,
+    /// the bootstrap script run, and (for the worker's own, `main`) the
+    /// modules loaded.
+    pub(crate) fn new(
+        rt: &Runtime,
+        state: &Rc<EngineState>,
+        main: bool,
+    ) -> Result<JsContext, JsModuleError> {
+        let ctx = Context::full(rt).map_err(|e| JsModuleError::Engine(e.to_string()))?;
+        let timers = Timers::default();
+        let compiled = state.setup.compiled.clone();
+        let modules = ctx.with(|ctx| -> Result<Option<LoadedModules>, JsModuleError> {
+            let engine = |e: rquickjs::Error| JsModuleError::Engine(e.to_string());
+            console::install(&ctx, &console_source(state)).map_err(engine)?;
+            timers.install(&ctx).map_err(engine)?;
+            exposed::install(&ctx, state).map_err(engine)?;
+            // A module's top-level `await` on a timer: sleep until it is due.
+            let mut idle = |ctx: &Ctx<'_>| match timers.next_deadline() {
+                Some(at) => {
+                    let now = Instant::now();
+                    if at > now {
+                        std::thread::sleep(at - now);
+                    }
+                    drop(timers.fire_due(ctx, Instant::now()));
+                    true
+                }
+                None => false,
+            };
+            if main {
+                return load_with(&ctx, &compiled, &mut idle).map(Some);
+            }
+            // A session gets the bootstrap's globals, not the modules
+            // (`import()` of a registered module still works in it).
+            if let Some(script) = compiled.bootstrap() {
+                run_bootstrap(&ctx, script)?;
+            }
+            Ok(None)
+        });
+        let modules = match modules {
+            Ok(m) => m,
+            Err(e) => {
+                timers.clear_all();
+                return Err(e);
+            }
+        };
+        Ok(JsContext {
+            ctx,
+            timers,
+            modules,
+            functions: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// Runs the timers due by `now`; a callback that throws fails the call
+    /// that set the timer (if it is still pending).
+    pub(crate) fn fire_timers(&self, state: &EngineState, now: Instant) {
+        if self.timers.next_deadline().is_none_or(|at| at > now) {
+            return;
+        }
+        self.ctx.with(|ctx| {
+            for failure in self.timers.fire_due(&ctx, now) {
+                let error = js_error_of(&ctx, failure.thrown);
+                match failure.owner {
+                    Some(call) => {
+                        state.settle(call, Outcome::Failed(CallError::Js(Box::new(error))))
+                    }
+                    None => tracing::warn!(
+                        target: console::TARGET,
+                        lane = state.lane,
+                        error = %error,
+                        "a timer callback threw"
+                    ),
+                }
+            }
+        });
+    }
+
+    /// Runs up to `max` queued promise jobs (of any context of the runtime).
+    pub(crate) fn run_jobs(&self, max: usize) {
+        self.ctx.with(|ctx| {
+            for _ in 0..max {
+                if !ctx.execute_pending_job() {
+                    break;
+                }
+            }
+        });
+    }
+
+    /// Drops what holds engine values, before the context goes.
+    pub(crate) fn close(self) {
+        self.timers.clear_all();
+        self.functions.borrow_mut().clear();
+        drop(self.modules);
+        drop(self.ctx);
+    }
+}
