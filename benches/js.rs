@@ -435,7 +435,7 @@ fn main() -> std::io::Result<()> {
         name: "js",
         title: "JS host: calls, eval, conversion, pool start",
         about: &about,
-        rounds: args.pick(3, 11),
+        rounds: args.pick(3, 7),
         primary: CALL_FLOOR,
         ..Meta::default()
     };
