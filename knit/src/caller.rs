@@ -11,12 +11,11 @@ use serde::Serialize;
 use crate::call::{Call, Via};
 use crate::codec;
 use crate::error::{CallError, PayloadError};
-use crate::inline::InlineJob;
+use crate::lanes::{on_this_thread, InlineJob, FLAG_ENCODE_FAILED};
 use crate::registry::TaskEntry;
 use crate::run::panic_message;
 use crate::shared::{Route, Shared};
 use crate::table::Ticket;
-use crate::worker::{self, FLAG_ENCODE_FAILED};
 
 /// What sending did with a call.
 enum Sent {
@@ -124,7 +123,7 @@ impl Caller {
         // A call made by one of this pool's own workers (a task calling
         // another task) keeps its argument, so that a worker waiting for it
         // can run it itself instead of blocking its lane (see `Via::Nested`).
-        let nested = worker::on_this_thread(shared).map(|here| here.number);
+        let nested = on_this_thread(&**shared).map(|here| here.number);
         if let Some(admission) = &shared.table.admission {
             if !admission.try_acquire()? {
                 if nested.is_some() {
@@ -233,7 +232,7 @@ impl Caller {
             }
             if let Some(admission) = &shared.table.admission {
                 if !admission.try_acquire()? {
-                    if lane.is_some() || worker::on_this_thread(shared).is_some() {
+                    if lane.is_some() || on_this_thread(&**shared).is_some() {
                         // A session's call must reach its one lane, and a
                         // worker must not sleep for room.
                         return Err(CallError::QueueFull);
@@ -246,7 +245,15 @@ impl Caller {
                 Ok(())
             };
             let (ticket, _) = match lane {
-                Some(i) => self.send_on_lane(&shared.lanes[i], entry, len, &encode)?,
+                Some(i) => {
+                    let sent = self.send_on_lane(&shared.lanes[i], entry, len, &encode)?;
+                    // Under `Balancer::Shared` the worker sleeps on the
+                    // queue, not on its ring.
+                    if let Some(queue) = &shared.queue {
+                        queue.nudge();
+                    }
+                    sent
+                }
                 None => self.send_admitted(entry, len, &encode)?,
             };
             Ok(Sent::InFlight(ticket, Via::Lane))
@@ -263,7 +270,7 @@ impl Caller {
     #[inline]
     fn send_on_lane(
         &self,
-        lane: &crate::lane::ThreadLane,
+        lane: &crate::lanes::ThreadLane,
         entry: &'static TaskEntry,
         len: usize,
         encode: &dyn Fn(&mut [u8]) -> Result<(), PayloadError>,

@@ -12,10 +12,9 @@ use std::time::Duration;
 use knit_transport::{Envelope, TransportError};
 
 use crate::error::{CallError, PayloadError};
-use crate::inline::{run_claimable, InlineJob};
+use crate::lanes::{on_this_thread, run_claimable, InlineJob, FLAG_CLAIMABLE};
 use crate::shared::Shared;
 use crate::table::Ticket;
-use crate::worker::{self, FLAG_CLAIMABLE};
 
 /// What to do when every worker lane is full.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -40,7 +39,7 @@ impl Shared {
         let Some(job) = inline.remove(ticket, true) else {
             return true;
         };
-        let on_worker = worker::on_this_thread(self);
+        let on_worker = on_this_thread(self);
         let when_full = if on_worker.is_some() {
             WhenFull::GiveUp
         } else {

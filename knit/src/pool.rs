@@ -11,8 +11,7 @@ use knit_transport::LaneConfig;
 use crate::admission::Admission;
 use crate::caller::Caller;
 use crate::error::{CallError, PoolError};
-use crate::inline::InlineLane;
-use crate::lane::ThreadLane;
+use crate::lanes::{InlineLane, ThreadLane};
 use crate::options::{InlinePosition, PoolOptions};
 use crate::registry::Registry;
 use crate::shared::{Route, Shared};
@@ -125,6 +124,13 @@ pub fn create_pool(options: PoolOptions) -> Result<Pool, PoolError> {
         ends.push((end, responses));
     }
     shared.lanes = lanes;
+    #[cfg(feature = "tokio")]
+    if crate::registry_slice::TASKS
+        .iter()
+        .any(|t| t.run_async.is_some())
+    {
+        shared.tokio = Some(crate::reactor::Reactor::new().map_err(PoolError::Spawn)?);
+    }
     #[cfg(feature = "js")]
     {
         shared.js = js;
@@ -249,7 +255,7 @@ impl Pool {
     fn drain_inline(&self) {
         let shared = self.shared();
         if let Some(inline) = &shared.inline {
-            while inline.run_some(usize::MAX, None, shared) > 0 {}
+            while inline.run_some(usize::MAX, None, &**shared) > 0 {}
         }
     }
 
@@ -260,7 +266,7 @@ impl Pool {
         // sees it and settles the call itself (whether or not its frame is
         // still in the ring for the salvage below); a call begun before it has
         // finished or is among the lanes' running calls read below (see
-        // `worker::claim`).
+        // `lanes/worker/run.rs`, `claim`).
         shared.halted.store(true, Ordering::Relaxed);
         fence::heavy(Sharing::Private);
         // Collected under each lane's lock, settled after letting go of it

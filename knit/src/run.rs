@@ -25,7 +25,7 @@ pub(crate) fn run_task(
         Err(panic) => {
             let message = panic_message(panic.as_ref());
             // A payload whose `Drop` panics unwinds out of here, past the
-            // runner (which ends the thread, see `worker::DeathWatch`): with
+            // runner (which ends the thread, see `DeathWatch` in `lanes/worker/drain.rs`): with
             // the message a local of its own, that unwinding frees it.
             drop(panic);
             Outcome::Failed(CallError::Panicked(message))

@@ -12,13 +12,13 @@ use knit_transport::{Consumer, LaneConfig, LaneRegion, Producer, TransportError,
 use crate::balance::{Balancer, Router};
 use crate::deadline::Next;
 use crate::error::CallError;
-use crate::inline::InlineLane;
-use crate::lane::{ThreadLane, WorkerStatus};
-use crate::queue::SharedQueue;
+use crate::lanes::{
+    worker_loop, InlineLane, LaneHost, SharedQueue, ThreadLane, WorkerContext, WorkerStatus,
+    FLAG_REDELIVERED,
+};
 use crate::registry::{Registry, TaskEntry};
 use crate::stats::PoolCounters;
 use crate::table::{CallTable, CallerSpin, Ticket};
-use crate::worker::{worker_loop, WorkerContext, FLAG_REDELIVERED};
 
 /// Why a lane gets a new worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +67,10 @@ pub(crate) struct Shared {
     /// Each worker thread's stack size.
     pub stack_size: usize,
     pub stats: PoolCounters,
+    /// The runtime async tasks' futures are polled in (`tokio` feature; made
+    /// when the binary has async tasks).
+    #[cfg(feature = "tokio")]
+    pub tokio: Option<crate::reactor::Reactor>,
     /// What every worker's JS engine is built from (`PoolOptions::js`).
     #[cfg(feature = "js")]
     pub js: Option<Arc<crate::js::host::JsSetup>>,
@@ -135,6 +139,8 @@ impl Shared {
             timing,
             stack_size,
             stats: PoolCounters::new(),
+            #[cfg(feature = "tokio")]
+            tokio: None,
             #[cfg(feature = "js")]
             js: None,
             #[cfg(test)]
@@ -351,7 +357,7 @@ impl Shared {
         }
         let core = (!self.cores.is_empty()).then(|| self.cores[(index + 1) % self.cores.len()]);
         let cx = WorkerContext {
-            shared: self.clone(),
+            host: self.clone(),
             index,
             number: self.lane_number(index),
             status,
@@ -471,6 +477,85 @@ impl Shared {
                 self.replace_lane(index, generation, LaneCause::Stuck);
             }
         }
+    }
+}
+
+/// What the lanes and their workers see of the pool (see `lanes`' module docs).
+impl LaneHost for Shared {
+    #[cfg(feature = "js")]
+    type Engine = crate::js::host::JsEngine;
+    #[cfg(not(feature = "js"))]
+    type Engine = crate::lanes::NoEngine;
+
+    #[inline]
+    fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        #[cfg(feature = "tokio")]
+        if let Some(reactor) = &self.tokio {
+            return reactor.enter(f);
+        }
+        f()
+    }
+
+    fn start_engine(&self, lane: usize) -> Option<Self::Engine> {
+        #[cfg(feature = "js")]
+        return self.js.as_ref()?.start_engine(&self.table, lane);
+        #[cfg(not(feature = "js"))]
+        {
+            let _ = lane;
+            None
+        }
+    }
+
+    #[inline]
+    fn lane(&self, index: usize) -> &ThreadLane {
+        &self.lanes[index]
+    }
+
+    #[inline]
+    fn queue(&self) -> Option<&SharedQueue> {
+        self.queue.as_ref()
+    }
+
+    #[inline]
+    fn table(&self) -> &CallTable {
+        &self.table
+    }
+
+    #[inline]
+    fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    #[inline]
+    fn counters(&self) -> &PoolCounters {
+        &self.stats
+    }
+
+    #[inline]
+    fn is_halted(&self) -> bool {
+        self.halted.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn timing(&self) -> bool {
+        self.timing
+    }
+
+    #[inline]
+    fn max_payload(&self) -> usize {
+        self.max_payload
+    }
+
+    fn idle_spin(&self) -> Duration {
+        self.lane_config.spin
+    }
+
+    fn runner_lost(&self, t: Ticket) {
+        Shared::runner_lost(self, t);
+    }
+
+    fn replace_dead_worker(self: &Arc<Self>, index: usize, generation: u64) {
+        self.replace_lane(index, generation, LaneCause::WorkerDied);
     }
 }
 

@@ -128,7 +128,7 @@ impl Model {
         self.transition(k, |_| RESULT | SKIPPED, |s| s & RESULT == 0);
     }
 
-    /// `worker::claim` then `run_call` for a frame met in the lane's ring.
+    /// `claim` then `run_call` (`knit/src/lanes/worker/run.rs`) for a frame met in the lane's ring.
     fn worker_meets_frame(&self, k: usize) {
         self.current.store(id(k), Release); // WorkerStatus::begin
         fence(SeqCst);

@@ -16,8 +16,7 @@ use serde::de::DeserializeOwned;
 use super::{Call, State, Via};
 use crate::claimable::WhenFull;
 use crate::error::CallError;
-use crate::inline::run_claimable;
-use crate::worker;
+use crate::lanes::{on_this_thread, run_claimable};
 
 impl<T: DeserializeOwned> Call<T> {
     /// Before a blocking wait (until `until`, if given).
@@ -76,7 +75,7 @@ impl<T: DeserializeOwned> Call<T> {
         };
         // SAFETY: an `InFlight` state holds its slot (see `held`).
         let shared = unsafe { pool.get() };
-        let Some(here) = worker::on_this_thread(shared) else {
+        let Some(here) = on_this_thread(shared) else {
             return;
         };
         if shared.table.is_done(*ticket) {

@@ -17,7 +17,6 @@
 //! JS result straight back into bytes ([`from_js`]). A thrown exception
 //! becomes a [`JsError`] ([`caught_error`]).
 
-mod api;
 mod bigint;
 mod console;
 mod convert;
@@ -27,10 +26,9 @@ pub(crate) mod modules;
 pub(crate) mod targets;
 mod timers;
 mod value;
-mod wire;
+pub(crate) mod wire;
 
 pub use crate::js_error::JsError;
-pub use api::{JsSession, JsTask};
 pub use bigint::JsBigInt;
 pub use convert::{from_js, to_js};
 pub use error::{caught_error, js_error_from, js_error_of};

@@ -14,19 +14,12 @@ use crate::js::error::js_error_from;
 use crate::js::modules::unknown_export;
 use crate::js::targets::{self, Target};
 use crate::js::wire::{from_wire, WireLimits};
+use crate::lanes::Begun;
 use crate::table::{Outcome, Ticket};
 
 /// Promise jobs run right after a call's own code, before the call counts
 /// as pending: an `async` function that awaits nothing slow settles here.
 const JOBS_AFTER_CALL: usize = 256;
-
-/// What starting a call did.
-pub(crate) enum Begun {
-    /// It settled.
-    Done(Outcome),
-    /// It waits on a promise: a later turn settles it.
-    Pending,
-}
 
 /// Where a call's script or function runs.
 #[derive(Clone, Copy)]

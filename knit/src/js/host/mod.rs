@@ -34,9 +34,9 @@ use rquickjs::Runtime;
 
 use crate::js::console::ConsoleSource;
 use crate::js::modules::{install_loader, JsModuleError};
+use crate::lanes::Begun;
 use crate::table::{CallTable, Outcome, Ticket};
 
-pub(crate) use calls::Begun;
 use context::JsContext;
 pub(crate) use setup::JsSetup;
 
@@ -160,11 +160,6 @@ impl JsEngine {
         self.rt.memory_usage().memory_used_size as u64
     }
 
-    /// Calls made into this engine.
-    pub(crate) fn calls(&self) -> u64 {
-        self.calls
-    }
-
     /// The worker's own context.
     pub(crate) fn main(&self) -> &JsContext {
         self.main
@@ -188,6 +183,37 @@ impl JsEngine {
             cx.close();
         }
         self.rt.run_gc();
+    }
+}
+
+impl crate::lanes::Engine for JsEngine {
+    #[inline]
+    fn serves(task_id: u64) -> bool {
+        crate::js::targets::is_js(task_id)
+    }
+
+    fn begin(&mut self, ticket: Ticket, task_id: u64, input: &[u8]) -> Begun {
+        JsEngine::begin(self, ticket, task_id, input)
+    }
+
+    fn turn(&mut self, now: Instant) -> Vec<(u64, Outcome)> {
+        JsEngine::turn(self, now)
+    }
+
+    fn has_work(&self, now: Instant) -> bool {
+        JsEngine::has_work(self, now)
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        JsEngine::next_deadline(self)
+    }
+
+    fn forget(&mut self, call: u64) {
+        JsEngine::forget(self, call)
+    }
+
+    fn record(&self, lane: &crate::lanes::ThreadLane, idle: bool) {
+        lane.record_engine(self.calls, || self.memory_used(), idle);
     }
 }
 

@@ -1,15 +1,17 @@
-//! `Balancer::Shared`: one submission queue for the pool, claimed from by
-//! whichever worker is idle.
+//! `Balancer::Shared`: one submission queue for the pool.
+//!
+//! Whichever worker is idle claims the next call from it.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Steal};
 use knit_transport::futex::{FutexWord, Sharing};
 use knit_transport::SpinBudget;
 
-use crate::inline::InlineJob;
+use super::job::InlineJob;
 
+/// The queue, and what its sleeping workers wait on.
 pub(crate) struct SharedQueue {
     jobs: Injector<InlineJob>,
     /// Bumped on every push and on close: what sleeping workers wait on.
@@ -90,10 +92,10 @@ impl SharedQueue {
 
     /// Spins up to `spin`, then sleeps until a job may be waiting or the
     /// queue closes.
-    pub(crate) fn wait(&self, spin: Duration) {
+    pub(crate) fn wait(&self, spin: Duration, until: Option<Instant>, woken: impl Fn() -> bool) {
         let mut budget = SpinBudget::new(spin, 32);
-        let closed = || self.is_closed();
-        while self.jobs.is_empty() && !closed() {
+        let ready = || !self.jobs.is_empty() || self.is_closed() || woken();
+        while !ready() {
             if budget.tick().is_some_and(|now| budget.spent(now)) {
                 break;
             }
@@ -101,10 +103,19 @@ impl SharedQueue {
         }
         self.sleepers.fetch_add(1, Ordering::SeqCst);
         let seen = self.seq.atomic().load(Ordering::SeqCst);
-        if self.jobs.is_empty() && !closed() {
-            self.seq.wait(seen, Sharing::Private, None);
+        if !ready() {
+            let timeout = until.map(|at| at.saturating_duration_since(Instant::now()));
+            if timeout != Some(Duration::ZERO) {
+                self.seq.wait(seen, Sharing::Private, timeout);
+            }
         }
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Wakes every sleeping worker to look again (a waker fired, or a call
+    /// reached a worker's own ring).
+    pub(crate) fn nudge(&self) {
+        self.wake_all();
     }
 
     fn wake_all(&self) {

@@ -1,5 +1,6 @@
-//! The lock calling threads take to send on a lane: one compare-and-swap to
-//! take it, and no read-modify-write to let it go.
+//! `LaneLock`: the lock calling threads take to send on a thread lane.
+//!
+//! One compare-and-swap takes it, and no read-modify-write lets it go.
 //!
 //! `std::sync::Mutex` lets go with an atomic swap, to learn whether anyone
 //! sleeps on it. On x86 that is a locked instruction, which waits until every

@@ -6,20 +6,16 @@ use std::sync::Mutex;
 
 use std::time::Instant;
 
+use super::host::LaneHost;
+use super::job::InlineJob;
 use crate::cx::TaskCx;
 use crate::error::CallError;
 use crate::registry::TaskEntry;
 use crate::run::run_task;
-use crate::shared::Shared;
 use crate::stats::FailureKind;
 use crate::table::{Claim, Ticket};
 
-pub(crate) struct InlineJob {
-    pub ticket: Ticket,
-    pub entry: &'static TaskEntry,
-    pub input: Vec<u8>,
-}
-
+/// The inline lane's queue and counters.
 pub(crate) struct InlineLane {
     queue: Mutex<VecDeque<InlineJob>>,
     /// Set (and read) under the queue's lock once the pool closes: a job
@@ -73,7 +69,12 @@ impl InlineLane {
 
     /// Runs up to `max` queued jobs on this thread, starting none once
     /// `until` (if given) has passed; returns how many it took.
-    pub(crate) fn run_some(&self, max: usize, until: Option<Instant>, shared: &Shared) -> usize {
+    pub(crate) fn run_some(
+        &self,
+        max: usize,
+        until: Option<Instant>,
+        host: &impl LaneHost,
+    ) -> usize {
         let mut ran = 0;
         while ran < max && until.is_none_or(|u| Instant::now() < u) {
             let Some(job) = self.lock().pop_front() else {
@@ -82,9 +83,7 @@ impl InlineLane {
             let counted = || {
                 self.completed.fetch_add(1, Ordering::Release);
             };
-            run_claimable(
-                shared, job.ticket, job.entry, &job.input, self.index, counted,
-            );
+            run_claimable(host, job.ticket, job.entry, &job.input, self.index, counted);
             ran += 1;
         }
         ran
@@ -135,20 +134,20 @@ impl InlineLane {
 /// before the call settles (so that a caller who sees its result also sees
 /// the lane no longer busy with it). Returns whether it ran. For the inline
 /// lane, and for a worker running a call it waits for itself.
-pub(crate) fn run_claimable(
-    shared: &Shared,
+pub(crate) fn run_claimable<H: LaneHost>(
+    host: &H,
     ticket: Ticket,
     entry: &TaskEntry,
     input: &[u8],
     lane: usize,
     counted: impl FnOnce(),
 ) -> bool {
-    let table = &shared.table;
+    let table = host.table();
     if !table.claim_run(ticket) {
         counted();
         return false;
     }
-    if shared.halted.load(Ordering::Relaxed) {
+    if host.is_halted() {
         // `shutdown_now` has begun: nothing starts any more (best effort
         // here: unlike a worker lane's, this look is not fenced against the
         // halt, so a call claimed just as it is raised may still run).
@@ -158,15 +157,15 @@ pub(crate) fn run_claimable(
         return false;
     }
     let cx = TaskCx::new(table, ticket, lane);
-    let unwinding = Unwinding { shared, ticket };
+    let unwinding = Unwinding { host, ticket };
     let mut scratch = Vec::new();
-    let outcome = run_task(entry, input, &mut scratch, shared.max_payload, &cx);
+    let outcome = host.enter(|| run_task(entry, input, &mut scratch, host.max_payload(), &cx));
     std::mem::forget(unwinding);
     counted();
     let kind = outcome.error().map(FailureKind::of);
-    shared.stats.settled(kind);
+    host.counters().settled(kind);
     if !table.finish(ticket, outcome, Claim::Cas) {
-        shared.stats.outcomes.unsettle(kind);
+        host.counters().outcomes.unsettle(kind);
     }
     true
 }
@@ -174,13 +173,13 @@ pub(crate) fn run_claimable(
 /// Fails the call a thread runs for the inline lane if a panic escapes the
 /// task (a panic payload whose `Drop` panics unwinds past `run_task`), and
 /// ends its claim so the slot can be freed, as a dying worker does.
-struct Unwinding<'a> {
-    shared: &'a Shared,
+struct Unwinding<'a, H: LaneHost> {
+    host: &'a H,
     ticket: Ticket,
 }
 
-impl Drop for Unwinding<'_> {
+impl<H: LaneHost> Drop for Unwinding<'_, H> {
     fn drop(&mut self) {
-        self.shared.runner_lost(self.ticket);
+        self.host.runner_lost(self.ticket);
     }
 }

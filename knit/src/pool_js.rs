@@ -1,4 +1,4 @@
-//! The pool's JS verbs: `pool.js(module, export)` handles, `pool.eval`, `pool.eval_batch` and `pool.session()`.
+//! The pool's JS verbs: `pool.js(module, export)` handles, `pool.eval`, `pool.eval_batch` and `pool.session()` (beside the pool, not in `js/`: the JS host must not depend on the pool that hosts it).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

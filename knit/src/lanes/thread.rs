@@ -1,100 +1,25 @@
-//! A worker lane as the host sees it: the request producer (shared by all
-//! calling threads behind a mutex), the counters balancers read, and what it
-//! takes to replace the lane's worker when it dies or gets stuck.
+//! A thread lane as the host sees it: its request ring's sender, its workers, its counters.
+//!
+//! The request producer is shared by all calling threads behind a lock; the
+//! counters are what balancers and stats read; the workers' statuses are what
+//! it takes to replace the lane's worker when it dies or gets stuck.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::{Backoff, CachePadded};
-use knit_transport::fence;
-use knit_transport::futex::Sharing;
 use knit_transport::{Envelope, Producer, TransportError};
 
-use crate::lane_lock::{LaneGuard, LaneLock};
-use crate::shared::Shared;
-use crate::stats::{Counters, FailureKind, Histogram};
+use super::lock::{LaneGuard, LaneLock};
+use super::status::WorkerStatus;
+use crate::stats::{Counters, FailureKind, Histogram, PoolCounters};
 use crate::table::{CallTable, SlotCache, Ticket};
-
-/// `WorkerStatus::current` when the worker runs nothing.
-const IDLE: u64 = u64::MAX;
 
 /// How long a sender waits on a full lane before letting go of its lock and
 /// trying again (so a lane being replaced is never blocked by a sender).
 const FULL_LANE_RETRY: Duration = Duration::from_millis(1);
-
-/// What one worker thread is doing, readable by the watchdog and by the
-/// thread's own death watch.
-pub(crate) struct WorkerStatus {
-    current: AtomicU64,
-    /// The laned call this worker last decided to run (see `table`'s module
-    /// docs): an early settler that finds `current` on a call waits for this
-    /// or for the call's state to say it was skipped.
-    running: AtomicU64,
-    /// Set when the lane got a new worker: this one no longer counts calls.
-    pub retired: AtomicBool,
-}
-
-impl WorkerStatus {
-    pub(crate) fn new() -> Self {
-        WorkerStatus {
-            current: AtomicU64::new(IDLE),
-            running: AtomicU64::new(IDLE),
-            retired: AtomicBool::new(false),
-        }
-    }
-
-    /// Publishes `t` as the call this worker starts, as the first half of the
-    /// handshake with early settlers, a lane replacement and `shutdown_now`'s
-    /// halt (see `table`'s module docs): a store and a light fence (their
-    /// side runs the heavy one), after which the worker reads their flags.
-    #[inline]
-    pub(crate) fn begin(&self, t: Ticket) {
-        self.current.store(t.call_id(), Ordering::Release);
-        fence::light(Sharing::Private);
-    }
-
-    /// Records that this worker runs laned call `t` (after [`WorkerStatus::begin`]
-    /// and the checks that follow it).
-    #[inline]
-    pub(crate) fn decide_to_run(&self, t: Ticket) {
-        self.running.store(t.call_id(), Ordering::Release);
-    }
-
-    /// Whether this worker decided to run `t`.
-    pub(crate) fn decided_to_run(&self, t: Ticket) -> bool {
-        self.running.load(Ordering::Acquire) == t.call_id()
-    }
-
-    /// The other half, for a lane replacement: marks this worker retired, then
-    /// returns the call it runs (whose frame must then not be handed to the
-    /// new worker). Any laned call the worker starts after that sees `retired`
-    /// and is claimed by compare-and-swap.
-    pub(crate) fn retire(&self) -> Option<Ticket> {
-        self.retired.store(true, Ordering::Release);
-        fence::heavy(Sharing::Private);
-        self.current()
-    }
-
-    /// Whether this worker was retired (read after [`WorkerStatus::begin`]'s fence).
-    #[inline]
-    pub(crate) fn is_retired(&self) -> bool {
-        self.retired.load(Ordering::Acquire)
-    }
-
-    #[inline]
-    pub(crate) fn stop(&self) {
-        self.current.store(IDLE, Ordering::Release);
-    }
-
-    pub(crate) fn current(&self) -> Option<Ticket> {
-        match self.current.load(Ordering::Acquire) {
-            IDLE => None,
-            id => Some(Ticket::from_call_id(id)),
-        }
-    }
-}
 
 /// What a sender holds while sending on a lane.
 pub(crate) struct LaneSender {
@@ -201,8 +126,8 @@ pub(crate) struct ThreadLane {
     pub js_memory: AtomicU64,
     /// When `js_memory` was last measured (ms since the lane's epoch; the
     /// measure walks the engine's heap, so it is taken at most every 100 ms).
-    #[cfg(feature = "js")]
-    js_measured: std::sync::Mutex<Option<Instant>>,
+    #[cfg_attr(not(feature = "js"), allow(dead_code))] // No engine without JS (yet).
+    engine_measured: std::sync::Mutex<Option<Instant>>,
 }
 
 impl ThreadLane {
@@ -229,8 +154,7 @@ impl ThreadLane {
             restarts: AtomicU64::new(0),
             js_calls: AtomicU64::new(0),
             js_memory: AtomicU64::new(0),
-            #[cfg(feature = "js")]
-            js_measured: std::sync::Mutex::new(None),
+            engine_measured: std::sync::Mutex::new(None),
         }
     }
 
@@ -294,32 +218,33 @@ impl ThreadLane {
 
     /// Counts an outcome about to be delivered (or, with `undo`, takes the
     /// count back): without a read-modify-write by the lane's current worker,
-    /// atomically by a retired one still finishing a call.
+    /// atomically (into the pool's `counters`) by a retired one still
+    /// finishing a call.
     #[inline]
     pub(crate) fn count_outcome(
         &self,
-        shared: &Shared,
+        counters: &PoolCounters,
         status: &WorkerStatus,
         kind: Option<FailureKind>,
         undo: bool,
     ) {
         match (status.retired.load(Ordering::Relaxed), undo) {
-            (true, false) => shared.stats.outcomes.settled(kind),
-            (true, true) => shared.stats.outcomes.unsettle(kind),
+            (true, false) => counters.outcomes.settled(kind),
+            (true, true) => counters.outcomes.unsettle(kind),
             (false, false) => self.outcomes.settled_by_owner(kind),
             (false, true) => self.outcomes.unsettle_by_owner(kind),
         }
     }
 
-    /// Records a finished run that started at `started`.
-    pub(crate) fn record_timing(&self, shared: &Shared, t: Ticket, started: Instant) {
+    /// Records a finished run of `t` (a call of `table`) that started at `started`.
+    pub(crate) fn record_timing(&self, table: &CallTable, t: Ticket, started: Instant) {
         let now = Instant::now();
         let run = now.duration_since(started).as_nanos() as u64;
         self.run.record(run);
         self.busy.fetch_add(run, Ordering::Relaxed);
-        let enqueued = shared.table.enqueued(t);
+        let enqueued = table.enqueued(t);
         if enqueued != 0 {
-            let start = shared.table.nanos(started);
+            let start = table.nanos(started);
             self.wait.record(start.saturating_sub(enqueued));
         }
     }
@@ -360,18 +285,20 @@ impl ThreadLane {
         drop(table.return_cache(&mut sender.slots));
     }
 
-    /// Publishes `engine`'s counters (its heap size too when `idle`, at
-    /// most every 100 ms).
-    #[cfg(feature = "js")]
-    pub(crate) fn record_js(&self, engine: &crate::js::host::JsEngine, idle: bool) {
-        self.js_calls.store(engine.calls(), Ordering::Relaxed);
+    /// Publishes the lane's engine's counters: `calls`, and when `idle` (at
+    /// most every 100 ms) its heap's size, which `memory` measures.
+    #[cfg_attr(not(feature = "js"), allow(dead_code))] // No engine without JS (yet).
+    pub(crate) fn record_engine(&self, calls: u64, memory: impl FnOnce() -> u64, idle: bool) {
+        self.js_calls.store(calls, Ordering::Relaxed);
         if idle {
-            let mut last = self.js_measured.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = self
+                .engine_measured
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
             if last.is_none_or(|at| now.duration_since(at) >= Duration::from_millis(100)) {
                 *last = Some(now);
-                self.js_memory
-                    .store(engine.memory_used(), Ordering::Relaxed);
+                self.js_memory.store(memory(), Ordering::Relaxed);
             }
         }
     }

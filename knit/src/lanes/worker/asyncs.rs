@@ -3,34 +3,34 @@
 //! A worker that meets a call of an `async fn` task does not block on it:
 //! it polls the task's future once and, if it is not done, keeps it (with
 //! the call's claim) and goes on with its ring. The future's waker records
-//! the call as ready and wakes the worker's ring wait
-//! ([`LaneRegion::wake_consumer`]); the loop then polls the ready futures.
+//! the call as ready and wakes the worker where it parks (its ring's wait,
+//! or the shared queue's); the loop then polls the ready futures.
 //! A future whose call was settled early (timed out, cancelled) is dropped
 //! at the loop's next look, which cancels it the way dropping a future does.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
-use knit_transport::LaneRegion;
-
+use super::super::host::LaneHost;
+use super::super::thread::ThreadLane;
+use super::context::WorkerContext;
+use super::run::settle;
 use crate::cx::TaskCx;
 use crate::error::CallError;
-use crate::lane::ThreadLane;
 use crate::registry::{AsyncRunFn, TaskFuture};
 use crate::run::panic_message;
-use crate::table::{Claim, Outcome, Ticket};
-use crate::worker::{settle, WorkerContext};
+use crate::table::{CallTable, Claim, Outcome, Ticket};
 
 /// What wakers tell the worker.
 struct Woken {
     any: AtomicBool,
     ready: Mutex<Vec<u64>>,
-    region: Arc<LaneRegion>,
+    /// Wakes the worker wherever it parks.
+    wake: Box<dyn Fn() + Send + Sync>,
 }
 
 /// The waker of one call's future.
@@ -52,7 +52,7 @@ impl Wake for CallWaker {
             .unwrap_or_else(|e| e.into_inner())
             .push(self.call);
         woken.any.store(true, Ordering::Release);
-        woken.region.wake_consumer();
+        (woken.wake)();
     }
 }
 
@@ -65,15 +65,20 @@ struct Task {
 
 /// The async tasks a worker has in flight. Dropped by a worker that
 /// unwinds: their calls fail with `WorkerLost` then.
-pub(crate) struct AsyncTasks<'a> {
-    cx: &'a WorkerContext,
+pub(crate) struct AsyncTasks<'a, H: LaneHost> {
+    cx: &'a WorkerContext<H>,
     lane: &'a ThreadLane,
     tasks: HashMap<u64, Task>,
     woken: Arc<Woken>,
 }
 
-impl<'a> AsyncTasks<'a> {
-    pub(crate) fn new(cx: &'a WorkerContext, lane: &'a ThreadLane, region: Arc<LaneRegion>) -> Self {
+impl<'a, H: LaneHost> AsyncTasks<'a, H> {
+    /// No tasks yet; `wake` wakes the worker where it parks.
+    pub(crate) fn new(
+        cx: &'a WorkerContext<H>,
+        lane: &'a ThreadLane,
+        wake: Box<dyn Fn() + Send + Sync>,
+    ) -> Self {
         AsyncTasks {
             cx,
             lane,
@@ -81,7 +86,7 @@ impl<'a> AsyncTasks<'a> {
             woken: Arc::new(Woken {
                 any: AtomicBool::new(false),
                 ready: Mutex::new(Vec::new()),
-                region,
+                wake,
             }),
         }
     }
@@ -108,17 +113,21 @@ impl<'a> AsyncTasks<'a> {
         started: Option<Instant>,
     ) {
         let cx = self.cx;
-        let table: &CallTable = &cx.shared.table;
+        let table: &CallTable = cx.host.table();
         // SAFETY: the future (which holds this `TaskCx`) lives in `self`,
         // which borrows the worker's context for `'a`; that context holds
         // the pool's state and through it the table, so the table outlives
         // every future here.
         let table: &'static CallTable = unsafe { &*(table as *const CallTable) };
         let task_cx = TaskCx::new(table, ticket, cx.number);
-        let made = catch_unwind(AssertUnwindSafe(|| run(input, cx.shared.max_payload, task_cx)));
+        let made = catch_unwind(AssertUnwindSafe(|| {
+            run(input, cx.host.max_payload(), task_cx)
+        }));
         let future = match made {
             Ok(Ok(f)) => f,
-            Ok(Err(failure)) => return self.finish(ticket, Outcome::Failed(failure.0), claim, started),
+            Ok(Err(failure)) => {
+                return self.finish(ticket, Outcome::Failed(failure.0), claim, started)
+            }
             Err(panic) => {
                 let e = CallError::Panicked(panic_message(panic.as_ref()));
                 return self.finish(ticket, Outcome::Failed(e), claim, started);
@@ -149,14 +158,20 @@ impl<'a> AsyncTasks<'a> {
     /// drops those whose call was settled early.
     pub(crate) fn poll_woken(&mut self) {
         if self.woken.any.swap(false, Ordering::AcqRel) {
-            let ready = std::mem::take(&mut *self.woken.ready.lock().unwrap_or_else(|e| e.into_inner()));
+            let ready =
+                std::mem::take(&mut *self.woken.ready.lock().unwrap_or_else(|e| e.into_inner()));
             for call in ready {
                 let Some(task) = self.tasks.get_mut(&call) else {
                     continue;
                 };
                 if let Some(outcome) = poll(task) {
                     let task = self.tasks.remove(&call).expect("polled above");
-                    self.finish(Ticket::from_call_id(call), outcome, task.claim, task.started);
+                    self.finish(
+                        Ticket::from_call_id(call),
+                        outcome,
+                        task.claim,
+                        task.started,
+                    );
                 }
             }
         }
@@ -169,7 +184,7 @@ impl<'a> AsyncTasks<'a> {
         if self.tasks.is_empty() {
             return;
         }
-        let table = &self.cx.shared.table;
+        let table = self.cx.host.table();
         let gone: Vec<u64> = self
             .tasks
             .keys()
@@ -180,8 +195,17 @@ impl<'a> AsyncTasks<'a> {
             let task = self.tasks.remove(&call).expect("listed above");
             let (claim, started) = (task.claim, task.started);
             drop(task.future);
-            let e = if end(call) { CallError::Closed } else { CallError::Aborted };
-            self.finish(Ticket::from_call_id(call), Outcome::Failed(e), claim, started);
+            let e = if end(call) {
+                CallError::Closed
+            } else {
+                CallError::Aborted
+            };
+            self.finish(
+                Ticket::from_call_id(call),
+                Outcome::Failed(e),
+                claim,
+                started,
+            );
         }
     }
 
@@ -189,8 +213,6 @@ impl<'a> AsyncTasks<'a> {
         settle(self.cx, self.lane, ticket, outcome, claim, started);
     }
 }
-
-use crate::table::CallTable;
 
 /// Polls one task's future: its outcome if it is done.
 fn poll(task: &mut Task) -> Option<Outcome> {
@@ -200,21 +222,26 @@ fn poll(task: &mut Task) -> Option<Outcome> {
         Ok(Poll::Pending) => None,
         Ok(Poll::Ready(Ok(mut bytes))) => Some(Outcome::from_encoded(&mut bytes)),
         Ok(Poll::Ready(Err(failure))) => Some(Outcome::Failed(failure.0)),
-        Err(panic) => Some(Outcome::Failed(CallError::Panicked(panic_message(panic.as_ref())))),
+        Err(panic) => Some(Outcome::Failed(CallError::Panicked(panic_message(
+            panic.as_ref(),
+        )))),
     }
 }
 
-impl Drop for AsyncTasks<'_> {
+impl<H: LaneHost> Drop for AsyncTasks<'_, H> {
     fn drop(&mut self) {
         for (call, task) in std::mem::take(&mut self.tasks) {
             let (claim, started) = (task.claim, task.started);
             drop(task.future);
             let outcome = Outcome::Failed(CallError::WorkerLost);
-            settle(self.cx, self.lane, Ticket::from_call_id(call), outcome, claim, started);
+            settle(
+                self.cx,
+                self.lane,
+                Ticket::from_call_id(call),
+                outcome,
+                claim,
+                started,
+            );
         }
     }
 }
-
-// `Future` is used through `TaskFuture`'s `poll`.
-#[allow(unused_imports)]
-use Future as _;
