@@ -29,10 +29,10 @@ pub(crate) trait Engine {
 
     /// Runs the engine's due work (timers, queued jobs); returns the
     /// pending calls that settled, by call id.
-    fn turn(&mut self, now: Instant) -> Vec<(u64, Outcome)>;
+    fn turn(&mut self) -> Vec<(u64, Outcome)>;
 
     /// Whether a turn has work now.
-    fn has_work(&self, now: Instant) -> bool;
+    fn has_work(&self) -> bool;
 
     /// When the engine next has work by itself (its earliest timer).
     fn next_deadline(&self) -> Option<Instant>;
@@ -57,10 +57,10 @@ impl Engine for NoEngine {
     fn begin(&mut self, _: Ticket, _: u64, _: &[u8]) -> Begun {
         match *self {}
     }
-    fn turn(&mut self, _: Instant) -> Vec<(u64, Outcome)> {
+    fn turn(&mut self) -> Vec<(u64, Outcome)> {
         match *self {}
     }
-    fn has_work(&self, _: Instant) -> bool {
+    fn has_work(&self) -> bool {
         match *self {}
     }
     fn next_deadline(&self) -> Option<Instant> {

@@ -120,6 +120,69 @@ impl<'js> Converter<'js> {
     }
 }
 
+/// A [`Converter`]'s caches without its context handle, for a context's
+/// owner to keep between entries of the context (a worker keeps one per
+/// context it runs calls in). Use it only with the context it was made
+/// for, and drop it while that context is alive.
+pub(crate) struct ConvertCache {
+    keys: cache::KeyCache,
+    shapes: cache::ShapeCache,
+    stack: Vec<qjs::JSValue>,
+    path: Vec<*mut c_void>,
+    raw: *mut qjs::JSContext,
+}
+
+impl ConvertCache {
+    pub(crate) fn new(ctx: &Ctx<'_>) -> Self {
+        ConvertCache {
+            keys: cache::KeyCache::new(raw(ctx), true),
+            shapes: cache::ShapeCache::new(raw(ctx), true),
+            stack: Vec::new(),
+            path: Vec::new(),
+            raw: raw(ctx),
+        }
+    }
+
+    /// [`from_js`] with this cache (`ctx` must be the cache's context).
+    pub(crate) fn from_js<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        value: &Value<'js>,
+        out: &mut Vec<u8>,
+        limits: &WireLimits,
+    ) -> Result<(), WireError> {
+        assert_eq!(
+            raw(ctx),
+            self.raw,
+            "a conversion cache used in another context"
+        );
+        from_js::write(ctx, value, out, limits, &mut self.keys, &mut self.path)
+    }
+
+    /// Calls `f` with the items of the wire array `args` spread as its
+    /// arguments (see `to_js::call_spread`).
+    pub(crate) fn call_spread<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        f: &rquickjs::Function<'js>,
+        args: &[u8],
+    ) -> Result<rquickjs::Result<Value<'js>>, WireError> {
+        assert_eq!(
+            raw(ctx),
+            self.raw,
+            "a conversion cache used in another context"
+        );
+        to_js::call_spread(
+            ctx,
+            f,
+            args,
+            &mut self.keys,
+            &mut self.shapes,
+            &mut self.stack,
+        )
+    }
+}
+
 /// The pending exception (a getter threw, memory ran out) as an error,
 /// leaving the context without one.
 fn engine_error(ctx: &Ctx<'_>) -> WireError {

@@ -69,6 +69,71 @@ pub(super) fn build<'js>(
     }
 }
 
+/// Calls `f` with the items of the wire array `bytes` as its arguments,
+/// built straight into an argument vector (no array object in between):
+/// `Err` for bytes that are not one array, `Ok(Err(Exception))` when the
+/// call threw (the exception is pending on `ctx`).
+pub(super) fn call_spread<'js>(
+    ctx: &Ctx<'js>,
+    f: &Function<'js>,
+    bytes: &[u8],
+    keys: &mut KeyCache,
+    shapes: &mut ShapeCache,
+    stack: &mut Vec<qjs::JSValue>,
+) -> Result<rquickjs::Result<Value<'js>>, WireError> {
+    debug_assert!(stack.is_empty());
+    let mut b = Builder {
+        ctx,
+        raw: raw(ctx),
+        r: Reader::new(bytes),
+        depth: 0,
+        stack,
+        keys,
+        shapes,
+    };
+    if b.r.byte()? != ARRAY {
+        return Err(WireError::Malformed(
+            "a JS call's arguments must be a tuple, an array or a sequence".into(),
+        ));
+    }
+    b.enter()?;
+    let n = b.r.len(1)?;
+    let argc = i32::try_from(n).map_err(|_| WireError::Malformed(format!("{n} arguments")))?;
+    for _ in 0..n {
+        match b.value() {
+            Ok(v) => b.stack.push(v),
+            Err(e) => {
+                b.free_from(0);
+                return Err(e);
+            }
+        }
+    }
+    if b.r.left() != 0 {
+        let left = b.r.left();
+        b.free_from(0);
+        return Err(WireError::TrailingBytes(left));
+    }
+    // SAFETY: `f` is a live function of this context and `stack` holds
+    // `argc` owned values; `JS_Call` borrows them (it takes no ownership),
+    // so they are freed below whatever it returns.
+    let ret = unsafe {
+        qjs::JS_Call(
+            b.raw,
+            f.as_raw(),
+            qjs::JS_UNDEFINED,
+            argc,
+            b.stack.as_mut_ptr(),
+        )
+    };
+    b.free_from(0);
+    // SAFETY: reading a value's tag has no preconditions beyond it being a value.
+    if unsafe { qjs::JS_IsException(ret) } {
+        return Ok(Err(rquickjs::Error::Exception));
+    }
+    // SAFETY: `ret` was just returned by the engine, owned by nobody else.
+    Ok(Ok(unsafe { Value::from_raw(ctx.clone(), ret) }))
+}
+
 struct Builder<'a, 'js> {
     ctx: &'a Ctx<'js>,
     raw: *mut qjs::JSContext,

@@ -2,14 +2,14 @@
 
 use std::rc::Rc;
 
-use rquickjs::function::{Args, This};
+use rquickjs::function::This;
 use rquickjs::promise::PromiseState;
 use rquickjs::{Ctx, Function, Persistent, Promise, Value};
 
 use super::context::JsContext;
 use super::{EngineState, JsEngine};
-use crate::error::{CallError, PayloadError};
-use crate::js::convert::{from_js, to_js};
+use crate::error::CallError;
+use crate::js::convert::{from_js, ConvertCache};
 use crate::js::error::js_error_from;
 use crate::js::modules::unknown_export;
 use crate::js::targets::{self, Target};
@@ -91,23 +91,20 @@ fn call_function(
             Ok(f) => f,
             Err(e) => return failed(CallError::Js(Box::new(js_error_from(&ctx, e)))),
         };
-        let args = match to_js(&ctx, input) {
-            Ok(v) => v,
+        let returned = run_as(&state, main, call, || {
+            main.convert.borrow_mut().call_spread(&ctx, &f, input)
+        });
+        let returned = match returned {
+            Ok(r) => r,
             Err(e) => return failed(e.into()),
         };
-        let Some(args) = args.into_array() else {
-            return failed(CallError::Payload(PayloadError::Encode(
-                "a JS call's arguments must be a tuple, an array or a sequence".into(),
-            )));
-        };
-        let mut call_args = Args::new(ctx.clone(), args.len());
-        for v in args.iter::<Value>() {
-            let pushed = v.and_then(|v| call_args.push_arg(v));
-            if let Err(e) = pushed {
-                return failed(CallError::Js(Box::new(js_error_from(&ctx, e))));
+        if let Ok(v) = &returned {
+            if !v.is_promise() {
+                // The common case, with this context's conversion caches.
+                let mut convert = main.convert.borrow_mut();
+                return Begun::Done(outcome_with(&ctx, &state, v, &mut convert));
             }
         }
-        let returned = run_as(&state, main, call, || f.call_arg::<Value>(call_args));
         complete(&ctx, &state, call, returned, false, None)
     })
 }
@@ -225,6 +222,26 @@ fn wait_on<'js>(
     let then: Function = promise.get("then")?;
     then.call::<_, Value>((This(promise.clone()), on_value, on_error))?;
     Ok(())
+}
+
+/// A call's outcome from its JS value, converted with `convert`.
+fn outcome_with<'js>(
+    ctx: &Ctx<'js>,
+    state: &EngineState,
+    value: &Value<'js>,
+    convert: &mut ConvertCache,
+) -> Outcome {
+    let limits = WireLimits {
+        max_bytes: state.setup.max_payload,
+        ..WireLimits::default()
+    };
+    // A small result is copied out of the buffer, which the next call reuses.
+    let mut out = state.scratch.borrow_mut();
+    out.clear();
+    match convert.from_js(ctx, value, &mut out, &limits) {
+        Ok(()) => Outcome::from_encoded(&mut out),
+        Err(e) => Outcome::Failed(CallError::Payload(e.into())),
+    }
 }
 
 /// A call's outcome from its JS value (`completion`: the `value` of an

@@ -56,6 +56,8 @@ pub(crate) struct EngineState {
     pub settled: RefCell<Vec<(u64, Outcome)>>,
     pub table: Arc<CallTable>,
     pub setup: Arc<JsSetup>,
+    /// Reused for results (see `calls::outcome_with`).
+    pub scratch: RefCell<Vec<u8>>,
     pub lane: usize,
 }
 
@@ -95,6 +97,7 @@ impl JsEngine {
             current: Rc::new(Cell::new(None)),
             pending: RefCell::new(HashMap::new()),
             settled: RefCell::new(Vec::new()),
+            scratch: RefCell::new(Vec::new()),
             table: table.clone(),
             setup: setup.clone(),
             lane,
@@ -122,18 +125,28 @@ impl JsEngine {
     }
 
     /// Runs due timers and promise jobs; returns the calls that settled.
-    pub(crate) fn turn(&mut self, now: Instant) -> Vec<(u64, Outcome)> {
+    /// Reads the clock only if a timer is set.
+    pub(crate) fn turn(&mut self) -> Vec<(u64, Outcome)> {
         let state = self.state.clone();
+        let now = self.next_deadline().map(|_| Instant::now());
         for cx in self.main.iter().chain(self.sessions.values()) {
-            cx.fire_timers(&state, now);
-            cx.run_jobs(JOBS_PER_TURN);
+            if let Some(now) = now {
+                cx.fire_timers(&state, now);
+            }
         }
-        std::mem::take(&mut *self.state.settled.borrow_mut())
+        if self.rt.is_job_pending() {
+            self.main().run_jobs(JOBS_PER_TURN);
+        }
+        let mut settled = self.state.settled.borrow_mut();
+        if settled.is_empty() {
+            return Vec::new();
+        }
+        std::mem::take(&mut *settled)
     }
 
     /// Whether a turn has work now (promise jobs queued, or a timer due).
-    pub(crate) fn has_work(&self, now: Instant) -> bool {
-        self.rt.is_job_pending() || self.next_deadline().is_some_and(|d| d <= now)
+    pub(crate) fn has_work(&self) -> bool {
+        self.rt.is_job_pending() || self.next_deadline().is_some_and(|d| d <= Instant::now())
     }
 
     /// When the earliest timer is due.
@@ -210,12 +223,12 @@ impl crate::lanes::Engine for JsEngine {
         JsEngine::begin(self, ticket, task_id, input)
     }
 
-    fn turn(&mut self, now: Instant) -> Vec<(u64, Outcome)> {
-        JsEngine::turn(self, now)
+    fn turn(&mut self) -> Vec<(u64, Outcome)> {
+        JsEngine::turn(self)
     }
 
-    fn has_work(&self, now: Instant) -> bool {
-        JsEngine::has_work(self, now)
+    fn has_work(&self) -> bool {
+        JsEngine::has_work(self)
     }
 
     fn next_deadline(&self) -> Option<Instant> {
