@@ -144,7 +144,7 @@ impl ConvertCache {
     }
 
     /// [`from_js`] with this cache (`ctx` must be the cache's context).
-    pub(crate) fn from_js<'js>(
+    pub(crate) fn write_wire<'js>(
         &mut self,
         ctx: &Ctx<'js>,
         value: &Value<'js>,

@@ -50,16 +50,7 @@ pub(super) fn build<'js>(
     shapes: &mut ShapeCache,
     stack: &mut Vec<qjs::JSValue>,
 ) -> Result<Value<'js>, WireError> {
-    debug_assert!(stack.is_empty());
-    let mut b = Builder {
-        ctx,
-        raw: raw(ctx),
-        r: Reader::new(bytes),
-        depth: 0,
-        stack,
-        keys,
-        shapes,
-    };
+    let mut b = Builder::new(ctx, bytes, keys, shapes, stack);
     let v = b.value()?;
     // SAFETY: `v` was just created in this context and nothing else owns it.
     let v = unsafe { Value::from_raw(ctx.clone(), v) };
@@ -81,16 +72,7 @@ pub(super) fn call_spread<'js>(
     shapes: &mut ShapeCache,
     stack: &mut Vec<qjs::JSValue>,
 ) -> Result<rquickjs::Result<Value<'js>>, WireError> {
-    debug_assert!(stack.is_empty());
-    let mut b = Builder {
-        ctx,
-        raw: raw(ctx),
-        r: Reader::new(bytes),
-        depth: 0,
-        stack,
-        keys,
-        shapes,
-    };
+    let mut b = Builder::new(ctx, bytes, keys, shapes, stack);
     if b.r.byte()? != ARRAY {
         return Err(WireError::Malformed(
             "a JS call's arguments must be a tuple, an array or a sequence".into(),
@@ -172,6 +154,28 @@ impl Seq {
                 }
                 None => self.on = false,
             }
+        }
+    }
+}
+
+impl<'a, 'js> Builder<'a, 'js> {
+    /// A walk over `bytes` (`stack` empty, and left empty).
+    fn new(
+        ctx: &'a Ctx<'js>,
+        bytes: &'a [u8],
+        keys: &'a mut KeyCache,
+        shapes: &'a mut ShapeCache,
+        stack: &'a mut Vec<qjs::JSValue>,
+    ) -> Self {
+        debug_assert!(stack.is_empty());
+        Builder {
+            ctx,
+            raw: raw(ctx),
+            r: Reader::new(bytes),
+            depth: 0,
+            stack,
+            keys,
+            shapes,
         }
     }
 }

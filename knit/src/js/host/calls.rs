@@ -238,7 +238,7 @@ fn outcome_with<'js>(
     // A small result is copied out of the buffer, which the next call reuses.
     let mut out = state.scratch.borrow_mut();
     out.clear();
-    match convert.from_js(ctx, value, &mut out, &limits) {
+    match convert.write_wire(ctx, value, &mut out, &limits) {
         Ok(()) => Outcome::from_encoded(&mut out),
         Err(e) => Outcome::Failed(CallError::Payload(e.into())),
     }
