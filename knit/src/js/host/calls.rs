@@ -33,8 +33,8 @@ pub(super) fn begin(engine: &mut JsEngine, ticket: Ticket, task_id: u64, input: 
     // The worker's own context caches each export it has looked up; only a
     // miss asks which target the id names.
     let cached = engine.main().functions.borrow().get(&task_id).cloned();
-    if let Some(f) = cached {
-        return call_function(engine, call, f, input);
+    if let Some((f, module)) = cached {
+        return call_function(engine, call, f, module, input);
     }
     let Some(target) = targets::target(task_id) else {
         return failed(CallError::UnknownTask(format!("JS target {task_id:#018x}")));
@@ -50,8 +50,11 @@ pub(super) fn begin(engine: &mut JsEngine, ticket: Ticket, task_id: u64, input: 
             let Some(f) = found else {
                 return failed(unknown_export(&module, &export));
             };
-            main.functions.borrow_mut().insert(task_id, f.clone());
-            call_function(engine, call, f, input)
+            let module: Rc<str> = module.into();
+            main.functions
+                .borrow_mut()
+                .insert(task_id, (f.clone(), module.clone()));
+            call_function(engine, call, f, module, input)
         }
         Target::Eval => match from_wire::<String>(input) {
             Ok(source) => eval(engine, call, Place::Main, source),
@@ -82,6 +85,7 @@ fn call_function(
     engine: &mut JsEngine,
     call: u64,
     f: Persistent<Function<'static>>,
+    module: Rc<str>,
     input: &[u8],
 ) -> Begun {
     let state = engine.state.clone();
@@ -91,7 +95,7 @@ fn call_function(
             Ok(f) => f,
             Err(e) => return failed(CallError::Js(Box::new(js_error_from(&ctx, e)))),
         };
-        let returned = run_as(&state, main, call, || {
+        let returned = run_as(&state, main, call, Some(module), || {
             main.convert.borrow_mut().call_spread(&ctx, &f, input)
         });
         let returned = match returned {
@@ -126,7 +130,7 @@ fn eval(engine: &mut JsEngine, call: u64, place: Place, source: String) -> Begun
         },
     };
     context.ctx.with(|ctx| {
-        let returned = run_as(&state, context, call, || {
+        let returned = run_as(&state, context, call, Some(eval_module()), || {
             ctx.eval_promise(source).map(Promise::into_value)
         });
         let session = match place {
@@ -139,13 +143,29 @@ fn eval(engine: &mut JsEngine, call: u64, place: Place, source: String) -> Begun
 
 /// Runs `f` as call `call`'s own code: the interrupt handler, the console
 /// and the timers it sets know which call it is.
-fn run_as<R>(state: &EngineState, context: &JsContext, call: u64, f: impl FnOnce() -> R) -> R {
+fn run_as<R>(
+    state: &EngineState,
+    context: &JsContext,
+    call: u64,
+    module: Option<Rc<str>>,
+    f: impl FnOnce() -> R,
+) -> R {
     state.current.set(Some(call));
+    *state.module.borrow_mut() = module;
     context.timers.set_owner(Some(call));
     let r = f();
     context.timers.set_owner(None);
+    *state.module.borrow_mut() = None;
     state.current.set(None);
     r
+}
+
+/// The console's module name for a script (`pool.eval`, a session's eval).
+fn eval_module() -> Rc<str> {
+    thread_local! {
+        static EVAL: Rc<str> = Rc::from("eval");
+    }
+    EVAL.with(Rc::clone)
 }
 
 /// Settles a call on what its code returned: a thrown exception, a value,

@@ -18,6 +18,9 @@ use crate::js::timers::Timers;
 use crate::registry::IdHasher;
 use crate::table::Outcome;
 
+/// An exported function and the name of its module.
+pub(crate) type Export = (Persistent<Function<'static>>, Rc<str>);
+
 /// A context and what the engine keeps of it.
 pub(crate) struct JsContext {
     /// The value conversions' caches (key atoms, shapes) for this context.
@@ -27,9 +30,9 @@ pub(crate) struct JsContext {
     pub timers: Timers,
     /// The modules' namespaces (the worker's own context only).
     pub modules: Option<LoadedModules>,
-    /// Exported functions already looked up, by JS target id.
-    pub functions:
-        RefCell<HashMap<u64, Persistent<Function<'static>>, BuildHasherDefault<IdHasher>>>,
+    /// Exported functions already looked up, by JS target id (with the
+    /// module's name, for the console).
+    pub functions: RefCell<HashMap<u64, Export, BuildHasherDefault<IdHasher>>>,
 }
 
 impl JsContext {

@@ -49,6 +49,8 @@ const JOBS_PER_TURN: usize = 4096;
 pub(crate) struct EngineState {
     /// The call whose own code runs now (`None` while jobs and timers run).
     pub current: Rc<Cell<Option<u64>>>,
+    /// Its module (`eval` for a script), for the console.
+    pub module: Rc<RefCell<Option<Rc<str>>>>,
     /// Calls waiting on a promise, and the session each runs in (`None`:
     /// the worker's own context).
     pub pending: RefCell<HashMap<u64, Option<u64>>>,
@@ -95,6 +97,7 @@ impl JsEngine {
         install_loader(&rt, &setup.compiled);
         let state = Rc::new(EngineState {
             current: Rc::new(Cell::new(None)),
+            module: Rc::new(RefCell::new(None)),
             pending: RefCell::new(HashMap::new()),
             settled: RefCell::new(Vec::new()),
             scratch: RefCell::new(Vec::new()),
@@ -280,5 +283,6 @@ pub(crate) fn console_source(state: &EngineState) -> ConsoleSource {
     ConsoleSource {
         lane: state.lane,
         call: state.current.clone(),
+        module: state.module.clone(),
     }
 }
