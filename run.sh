@@ -21,7 +21,16 @@ cd "$(dirname "$0")"
 
 # Bench targets, in the order they run. New families (JS lanes, process lanes)
 # add their bench target here.
-BENCHES=(pool payloads scaling settling transport)
+BENCHES=(pool payloads scaling settling transport js)
+
+# Cargo features a bench target needs (the others build without them: the js
+# bench's `js` feature builds QuickJS, which is C).
+features_of() {
+    case "$1" in
+        js) echo "--features js" ;;
+        *) echo "" ;;
+    esac
+}
 
 quick=0
 json=0
@@ -61,8 +70,42 @@ mkdir -p "$out"
 total=$((${#BENCHES[@]} + 1))
 say() { printf '%s\n' "$*" >&2; }
 
+# The js bench's node peers (piscina, tinypool): the pinned
+# benches/js-peers/package-lock.json installed with `npm ci` into .cache/js-peers/
+# (again only when the lock file changed). Without node or npm, or when the
+# install fails (no registry), the bench runs without them and says so.
+js_peers() {
+    local src=benches/js-peers dir=.cache/js-peers
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        say "js peers: node or npm not found; piscina and tinypool are skipped"
+        return 0
+    fi
+    mkdir -p "$dir"
+    cp "$src/package.json" "$src/package-lock.json" "$src/bench.mjs" "$src/worker.mjs" "$dir/"
+    if ! cmp -s "$src/package-lock.json" "$dir/.installed-lock.json" 2>/dev/null; then
+        say "js peers: npm ci into $dir (piscina, tinypool; pinned in $src/package-lock.json)"
+        rm -f "$dir/.installed-lock.json"
+        if timeout 300 npm ci --prefix "$dir" --no-audit --no-fund --ignore-scripts >&2; then
+            cp "$src/package-lock.json" "$dir/.installed-lock.json"
+        else
+            say "js peers: npm ci failed (is the npm registry reachable?); piscina and tinypool are skipped"
+            rm -rf "$dir/node_modules"
+        fi
+    fi
+    if [[ -f $dir/.installed-lock.json ]]; then
+        export KNIT_JS_PEERS="$PWD/$dir/bench.mjs"
+    else
+        export KNIT_JS_PEERS="$PWD/$dir/not-installed"
+    fi
+}
+
 say "[1/$total] building the benchmarks (cargo bench -p knit-bench --no-run)"
 cargo bench -p knit-bench --no-run >&2
+for bench in "${BENCHES[@]}"; do
+    features=$(features_of "$bench")
+    # shellcheck disable=SC2086 # $features is zero or two words
+    [[ -z $features ]] || cargo bench -p knit-bench $features --bench "$bench" --no-run >&2
+done
 
 failed=()
 step=1
@@ -70,7 +113,10 @@ for bench in "${BENCHES[@]}"; do
     step=$((step + 1))
     say "[$step/$total] $bench ..."
     start=$SECONDS
-    if cargo bench -q -p knit-bench --bench "$bench" -- "${flags[@]}"; then
+    features=$(features_of "$bench")
+    [[ $bench == js ]] && js_peers
+    # shellcheck disable=SC2086 # $features is zero or two words
+    if cargo bench -q -p knit-bench $features --bench "$bench" -- "${flags[@]}"; then
         say "[$step/$total] $bench done in $((SECONDS - start)) s"
     else
         say "[$step/$total] $bench FAILED (exit $?)"

@@ -15,13 +15,13 @@ import pathlib
 import re
 import sys
 
-ORDER = ["pool", "inline", "payloads", "types", "scaling", "skewed", "settling", "transport"]
+ORDER = ["pool", "inline", "payloads", "types", "scaling", "skewed", "settling", "transport", "js"]
 
 HEADER = """## Performance
 
 knit side by side with its peers, measured by `./run.sh` (see `run.sh --help`;
-`cargo bench -p knit-bench --bench <pool|payloads|scaling|settling|transport>`
-runs the same code; the method and the goals are in
+`cargo bench -p knit-bench --bench <pool|payloads|scaling|settling|transport>`,
+or `--features js --bench js`, runs the same code; the method and the goals are in
 [docs/performance.md](../docs/performance.md)).
 **The figures below are from one full run on the machine named here and will
 move between runs:** these are shared 2-vCPU VMs, where absolute times drift
@@ -47,6 +47,11 @@ by tens of percent from run to run; the ratios are steadier.
 - **The pool's goals** (from its design, not from this run): hot round trip
   ≤ 1.5× the atomic ping-pong; batches of 1000 ≤ 0.5× crossbeam's time per
   call; parked call ≤ 1.3× the futex ping-pong; an idle pool ≤ 2% of a core.
+- **The JS host's goals:** a warm JS call ≤ 1.3× (the same call on an
+  in-process QuickJS context + knit's no-op round trip); ≥ 15× faster than
+  piscina's round trip; batches of 1000 at ≥ 20× piscina's throughput; a
+  5-field struct to JS and back in < 1 µs. The js family lists each as a
+  figure of its own under its table.
 - Full tables (medians, p99, throughput) and the method of each family:
   {links}.
 """

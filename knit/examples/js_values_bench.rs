@@ -4,7 +4,10 @@
 //! the median over 31 rounds of the per-iteration time (thread CPU noise
 //! included), in nanoseconds, on an in-process QuickJS context:
 //!
-//! - knit wire: `to_wire` + `to_js` + `from_js` + `from_wire` (the hot path).
+//! - knit wire: `to_wire` + `to_js` + `from_js` + `from_wire` (the hot path),
+//!   the engine halves through one [`Converter`] (key atoms cached, as a
+//!   worker keeps one); the one-shot free functions `to_js` / `from_js`
+//!   (nothing cached between calls) are measured too.
 //! - serde_json + `JSON.parse` / `JSON.stringify` through rquickjs.
 //! - MessagePack (rmp-serde, structs as maps): its serde halves only, next
 //!   to knit wire's serde halves; the engine walk would be the same C calls.
@@ -14,7 +17,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use knit::js::{from_js, from_wire, to_js, to_wire, WireLimits};
+use knit::js::{from_js, from_wire, to_js, to_wire, Converter, WireLimits};
 use rquickjs::{Context, Function, Runtime, Value};
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +62,7 @@ fn main() {
     let ctx = Context::full(&rt).unwrap();
     ctx.with(|ctx| {
         let id: Function = ctx.eval("x => x").unwrap();
+        let mut conv = Converter::new(&ctx);
         let limits = WireLimits::default();
         let mut arg = Vec::with_capacity(256);
         let mut res = Vec::with_capacity(256);
@@ -75,6 +79,10 @@ fn main() {
         res.clear();
         from_js(&ctx, &v, &mut res, &limits).unwrap();
         assert_eq!(from_wire::<Item>(&res).unwrap(), item);
+        let v = conv.to_js(&arg).unwrap();
+        res.clear();
+        conv.from_js(&v, &mut res, &limits).unwrap();
+        assert_eq!(from_wire::<Item>(&res).unwrap(), item);
 
         let knit_ser = median_ns(|| {
             arg.clear();
@@ -84,18 +92,28 @@ fn main() {
             black_box(from_wire::<Item>(black_box(&res)).unwrap());
         });
         let knit_to_js = median_ns(|| {
-            black_box(to_js(&ctx, black_box(&arg)).unwrap());
+            black_box(conv.to_js(black_box(&arg)).unwrap());
         });
         let knit_from_js = median_ns(|| {
             res.clear();
-            from_js(&ctx, black_box(&v), &mut res, &limits).unwrap();
+            conv.from_js(black_box(&v), &mut res, &limits).unwrap();
+        });
+        let knit_engine = median_ns(|| {
+            let v = conv.to_js(black_box(&arg)).unwrap();
+            res.clear();
+            conv.from_js(&v, &mut res, &limits).unwrap();
+        });
+        let knit_engine_once = median_ns(|| {
+            let v = to_js(&ctx, black_box(&arg)).unwrap();
+            res.clear();
+            from_js(&ctx, &v, &mut res, &limits).unwrap();
         });
         let knit_all = median_ns(|| {
             arg.clear();
             to_wire(black_box(&item), &mut arg).unwrap();
-            let v = to_js(&ctx, &arg).unwrap();
+            let v = conv.to_js(&arg).unwrap();
             res.clear();
-            from_js(&ctx, &v, &mut res, &limits).unwrap();
+            conv.from_js(&v, &mut res, &limits).unwrap();
             black_box(from_wire::<Item>(&res).unwrap());
         });
         let json_all = median_ns(|| {
@@ -124,6 +142,8 @@ fn main() {
         println!("  knit wire: to_js                  {knit_to_js:8.0}");
         println!("  knit wire: from_js                {knit_from_js:8.0}");
         println!("  knit wire: from_wire              {knit_de:8.0}");
+        println!("  knit wire: to_js + from_js        {knit_engine:8.0}");
+        println!("    (free fns, nothing cached)      {knit_engine_once:8.0}");
         println!("  knit wire: all four               {knit_all:8.0}");
         println!("  serde_json + JSON.parse/stringify {json_all:8.0}");
         println!(

@@ -171,5 +171,5 @@ pub enum PoolError {
     /// loaded (a syntax error, an unregistered import, a throwing module...).
     #[cfg(feature = "js")]
     #[error(transparent)]
-    JsModule(#[from] crate::js::JsModuleError),
+    JsModule(#[from] crate::js_module_error::JsModuleError),
 }

@@ -46,10 +46,18 @@ mod fault;
 #[cfg(feature = "js")]
 pub mod js;
 mod js_error;
+#[cfg(feature = "js")]
+mod js_module_error;
+#[cfg(feature = "js")]
+mod js_options;
 mod lanes;
 mod options;
 mod pool;
+#[cfg(feature = "js")]
+mod pool_js;
 mod pool_ref;
+#[cfg(feature = "tokio")]
+mod reactor;
 mod registry;
 mod run;
 mod shared;
@@ -68,6 +76,8 @@ pub use js_error::JsError;
 pub use knit_macros::task;
 pub use options::{InlinePosition, Inliner, PoolOptions, QueuePolicy};
 pub use pool::{create_pool, Pool};
+#[cfg(feature = "js")]
+pub use pool_js::{JsSession, JsTask};
 pub use stats::{FailedCounts, LaneStats, Percentiles, PoolStats};
 pub use task_error::TaskError;
 

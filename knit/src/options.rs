@@ -118,7 +118,7 @@ pub struct PoolOptions {
     /// none). Their exports are called with `pool.js(module, export)`, and
     /// scripts with `pool.eval` and `pool.session()`; see [`crate::js`].
     #[cfg(feature = "js")]
-    pub js: Option<crate::js::JsOptions>,
+    pub js: Option<crate::js_options::JsOptions>,
 }
 
 /// What a call does when the pool already has `max_queue` calls in flight.

@@ -124,6 +124,13 @@ pub fn create_pool(options: PoolOptions) -> Result<Pool, PoolError> {
         ends.push((end, responses));
     }
     shared.lanes = lanes;
+    #[cfg(feature = "tokio")]
+    if crate::registry_slice::TASKS
+        .iter()
+        .any(|t| t.run_async.is_some())
+    {
+        shared.tokio = Some(crate::reactor::Reactor::new().map_err(PoolError::Spawn)?);
+    }
     #[cfg(feature = "js")]
     {
         shared.js = js;

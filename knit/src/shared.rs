@@ -67,6 +67,10 @@ pub(crate) struct Shared {
     /// Each worker thread's stack size.
     pub stack_size: usize,
     pub stats: PoolCounters,
+    /// The runtime async tasks' futures are polled in (`tokio` feature; made
+    /// when the binary has async tasks).
+    #[cfg(feature = "tokio")]
+    pub tokio: Option<crate::reactor::Reactor>,
     /// What every worker's JS engine is built from (`PoolOptions::js`).
     #[cfg(feature = "js")]
     pub js: Option<Arc<crate::js::host::JsSetup>>,
@@ -135,6 +139,8 @@ impl Shared {
             timing,
             stack_size,
             stats: PoolCounters::new(),
+            #[cfg(feature = "tokio")]
+            tokio: None,
             #[cfg(feature = "js")]
             js: None,
             #[cfg(test)]
@@ -480,6 +486,15 @@ impl LaneHost for Shared {
     type Engine = crate::js::host::JsEngine;
     #[cfg(not(feature = "js"))]
     type Engine = crate::lanes::NoEngine;
+
+    #[inline]
+    fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        #[cfg(feature = "tokio")]
+        if let Some(reactor) = &self.tokio {
+            return reactor.enter(f);
+        }
+        f()
+    }
 
     fn start_engine(&self, lane: usize) -> Option<Self::Engine> {
         #[cfg(feature = "js")]

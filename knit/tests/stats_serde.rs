@@ -4,7 +4,7 @@ use knit::{create_pool, PoolOptions};
 
 #[knit::task]
 fn half(x: u64) -> Result<u64, String> {
-    if x % 2 == 0 {
+    if x.is_multiple_of(2) {
         Ok(x / 2)
     } else {
         Err(format!("{x} is odd"))

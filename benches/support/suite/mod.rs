@@ -128,7 +128,18 @@ impl Bench {
     /// time budget (10 ms with `--quick`, 200 ms otherwise), so a system that
     /// is 100× slower does not take 100× longer. Does nothing if the filter
     /// selected nothing.
-    pub fn finish(mut self) -> std::io::Result<()> {
+    pub fn finish(self) -> std::io::Result<()> {
+        self.finish_with(|_| Vec::new())
+    }
+
+    /// Like [`Bench::finish`], with extra figures worked out from the
+    /// measured rows (`derive` sees the result once its rows are in, and
+    /// what it returns is added to the extras before anything is written):
+    /// a goal's ratio, a throughput.
+    pub fn finish_with(
+        mut self,
+        derive: impl FnOnce(&BenchResult) -> Vec<Extra>,
+    ) -> std::io::Result<()> {
         if self.pending.is_empty() && self.result.extras.is_empty() {
             eprintln!("{}: nothing selected by the filter", self.result.name);
             return Ok(());
@@ -152,6 +163,8 @@ impl Bench {
         }
         let report = runner.run();
         self.result.rows = rows(&specs, &report);
+        let derived = derive(&self.result);
+        self.result.extras.extend(derived);
         let result = &self.result;
         if self.args.json {
             println!("{}", json::to_value(result));

@@ -1,7 +1,7 @@
 //! `console` on a worker: `log`, `info`, `warn`, `error` and `debug` go to
 //! `tracing` (target `knit::js`, with the lane and the call), never to stdout.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use rquickjs::function::Rest;
@@ -20,6 +20,8 @@ const MAX_LINE: usize = 16 * 1024;
 pub(crate) struct ConsoleSource {
     pub lane: usize,
     pub call: Rc<Cell<Option<u64>>>,
+    /// The module whose export runs now (`eval` for a script).
+    pub module: Rc<RefCell<Option<Rc<str>>>>,
 }
 
 /// Installs `console` as a global of `ctx`.
@@ -35,7 +37,14 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, source: &ConsoleSource) -> rquickjs::
         let source = source.clone();
         let write = move |ctx: Ctx<'js>, args: Rest<Value<'js>>| {
             let line = line_of(&ctx, args.0);
-            emit(level, source.lane, source.call.get(), &line);
+            let module = source.module.borrow().clone();
+            emit(
+                level,
+                source.lane,
+                source.call.get(),
+                module.as_deref(),
+                &line,
+            );
         };
         console.set(name, Function::new(ctx.clone(), write)?.with_name(name)?)?;
     }
@@ -97,13 +106,13 @@ fn coerce(value: Value<'_>) -> String {
         .unwrap_or_else(|_| "<unprintable>".to_string())
 }
 
-fn emit(level: tracing::Level, lane: usize, call: Option<u64>, line: &str) {
+fn emit(level: tracing::Level, lane: usize, call: Option<u64>, module: Option<&str>, line: &str) {
     // `tracing`'s macros need the level as a constant.
     match level {
-        tracing::Level::ERROR => tracing::error!(target: TARGET, lane, call, "{line}"),
-        tracing::Level::WARN => tracing::warn!(target: TARGET, lane, call, "{line}"),
-        tracing::Level::DEBUG => tracing::debug!(target: TARGET, lane, call, "{line}"),
-        _ => tracing::info!(target: TARGET, lane, call, "{line}"),
+        tracing::Level::ERROR => tracing::error!(target: TARGET, lane, call, module, "{line}"),
+        tracing::Level::WARN => tracing::warn!(target: TARGET, lane, call, module, "{line}"),
+        tracing::Level::DEBUG => tracing::debug!(target: TARGET, lane, call, module, "{line}"),
+        _ => tracing::info!(target: TARGET, lane, call, module, "{line}"),
     }
 }
 
@@ -157,6 +166,7 @@ mod tests {
         let source = ConsoleSource {
             lane: 3,
             call: Rc::new(Cell::new(Some(42))),
+            module: Rc::new(RefCell::new(Some("tasks".into()))),
         };
         tracing::subscriber::with_default(Lines(seen.clone()), || {
             ctx.with(|ctx| {
@@ -183,7 +193,10 @@ mod tests {
             ]
         );
         assert!(seen.iter().all(|s| s.1 == TARGET));
-        assert!(seen[0].2.contains("lane=3;call=42;"), "{seen:?}");
+        assert!(
+            seen[0].2.contains(r#"lane=3;call=42;module="tasks";"#),
+            "{seen:?}"
+        );
         assert!(
             seen[0].2.contains(r#"a 1 {"b":[2]} undefined null"#),
             "{}",

@@ -14,8 +14,8 @@ use crate::table::{CallTable, Ticket};
 /// generic over it (monomorphised, so every call below is a field read or a
 /// direct call once inlined) and never names the pool state itself.
 pub(crate) trait LaneHost: Send + Sync + Sized + 'static {
-    /// The engine a worker may host (the JS engine), or [`super::NoEngine`].
-    type Engine: super::Engine;
+    /// The engine a worker may host (the JS engine), or none (`NoEngine`).
+    type Engine: super::engine::Engine;
 
     /// The engine for the worker of lane number `lane`, made on that
     /// worker's thread (`None`: the pool has none, or it failed to start).

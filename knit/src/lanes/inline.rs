@@ -159,7 +159,7 @@ pub(crate) fn run_claimable<H: LaneHost>(
     let cx = TaskCx::new(table, ticket, lane);
     let unwinding = Unwinding { host, ticket };
     let mut scratch = Vec::new();
-    let outcome = run_task(entry, input, &mut scratch, host.max_payload(), &cx);
+    let outcome = host.enter(|| run_task(entry, input, &mut scratch, host.max_payload(), &cx));
     std::mem::forget(unwinding);
     counted();
     let kind = outcome.error().map(FailureKind::of);

@@ -33,12 +33,21 @@
 //! generics are monomorphised for the one pool state, so the hot path
 //! makes no dynamic call.
 //!
+//! **Engines.** A worker may host an engine (`engine`: the JS engine is
+//! one) whose calls can stay pending across the loop's turns, as an async
+//! task's call can; the worker's loop (`worker/events.rs`) is then an event
+//! loop over its ring, the shared queue, the futures' wakers and the
+//! engine's timers, and still parks when there is nothing to do. The pool
+//! says which engine through `LaneHost::Engine`; nothing here names JS.
+//!
 //! Within this folder too the modules form no cycle (checked, like the
 //! crate's top level, by `scripts/import-graph.sh`): `flags`, `lock`,
-//! `status` and `job` depend on no sibling; `thread` on `lock` and `status`;
-//! `queue` on `job`; `host` on `thread` and `queue`; `inline` on `host` and
-//! `job`; `worker` on all of them.
+//! `status`, `job` and `engine` (which names only `thread`) depend on
+//! little; `thread` on `lock` and `status`; `queue` on `job`; `host` on
+//! `thread`, `queue` and `engine`; `inline` on `host` and `job`; `worker` on
+//! all of them.
 
+mod engine;
 mod flags;
 mod host;
 mod inline;
@@ -49,6 +58,12 @@ mod status;
 mod thread;
 mod worker;
 
+#[cfg(feature = "js")]
+pub(crate) use engine::Begun;
+#[cfg(feature = "js")]
+pub(crate) use engine::Engine;
+#[cfg(not(feature = "js"))]
+pub(crate) use engine::NoEngine;
 pub(crate) use flags::{FLAG_CLAIMABLE, FLAG_ENCODE_FAILED, FLAG_REDELIVERED};
 pub(crate) use host::LaneHost;
 pub(crate) use inline::{run_claimable, InlineLane};
@@ -56,8 +71,4 @@ pub(crate) use job::InlineJob;
 pub(crate) use queue::SharedQueue;
 pub(crate) use status::WorkerStatus;
 pub(crate) use thread::ThreadLane;
-#[cfg(feature = "js")]
-pub(crate) use worker::Begun;
-#[cfg(not(feature = "js"))]
-pub(crate) use worker::NoEngine;
-pub(crate) use worker::{on_this_thread, worker_loop, Engine, WorkerContext};
+pub(crate) use worker::{on_this_thread, worker_loop, WorkerContext};

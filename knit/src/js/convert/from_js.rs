@@ -4,6 +4,7 @@ use std::ffi::c_void;
 
 use rquickjs::{qjs, Ctx, Function, Value};
 
+use super::cache::{KeyCache, MAX_KEY};
 use super::{engine_error, raw};
 use crate::js::bigint::parse_hex;
 use crate::js::wire::*;
@@ -47,12 +48,36 @@ use crate::js::wire::*;
 ///     assert_eq!(e, Err(WireError::Cycle));
 /// });
 /// ```
+///
+/// For many conversions in one context, a [`super::Converter`] does the
+/// same with its keys cached.
 pub fn from_js<'js>(
     ctx: &Ctx<'js>,
     value: &Value<'js>,
     out: &mut Vec<u8>,
     limits: &WireLimits,
 ) -> Result<(), WireError> {
+    write(
+        ctx,
+        value,
+        out,
+        limits,
+        &mut KeyCache::new(raw(ctx), false),
+        &mut Vec::new(),
+    )
+}
+
+/// [`from_js`] with `keys` for the key bytes and `path` (empty, left
+/// empty) for the cycle check.
+pub(super) fn write<'js>(
+    ctx: &Ctx<'js>,
+    value: &Value<'js>,
+    out: &mut Vec<u8>,
+    limits: &WireLimits,
+    keys: &mut KeyCache,
+    path: &mut Vec<*mut c_void>,
+) -> Result<(), WireError> {
+    path.clear();
     let start = out.len();
     let mut w = Writer {
         ctx,
@@ -60,8 +85,9 @@ pub fn from_js<'js>(
         out,
         start,
         limits: *limits,
-        path: Vec::new(),
+        path,
         object_proto: None,
+        keys,
     };
     let r = w.value(value.as_raw());
     if r.is_err() {
@@ -77,9 +103,10 @@ struct Writer<'a, 'js> {
     start: usize,
     limits: WireLimits,
     /// The objects being written, outermost first: meeting one again is a cycle.
-    path: Vec<*mut c_void>,
+    path: &'a mut Vec<*mut c_void>,
     /// `Object.prototype`, found when the first object is met.
     object_proto: Option<*mut c_void>,
+    keys: &'a mut KeyCache,
 }
 
 /// Frees an owned raw value when dropped (error paths included).
@@ -124,6 +151,20 @@ impl Drop for Props {
     fn drop(&mut self) {
         // SAFETY: the table came from JS_GetOwnPropertyNames, freed once.
         unsafe { qjs::JS_FreePropertyEnum(self.0, self.1, self.2) };
+    }
+}
+
+/// quickjs's class id of ordinary objects (`JS_CLASS_OBJECT`).
+const JS_CLASS_OBJECT: qjs::JSClassID = 1;
+
+/// Makes engine-made WTF-8 well-formed UTF-8 in place: a lone surrogate is
+/// `ED A0..BF xx`, and `ED` starts nothing else a lone surrogate could hide
+/// in (it is never a continuation byte), so a string without `ED` is
+/// already UTF-8 (a quick memchr, cheaper than validating).
+#[inline]
+fn make_well_formed(bytes: &mut [u8]) {
+    if bytes.contains(&0xed) {
+        well_formed(bytes);
     }
 }
 
@@ -212,9 +253,7 @@ impl<'js> Writer<'_, 'js> {
         put_varint(self.out, len as u64);
         let at = self.out.len();
         self.out.extend_from_slice(s.bytes());
-        if std::str::from_utf8(&self.out[at..]).is_err() {
-            well_formed(&mut self.out[at..]);
-        }
+        make_well_formed(&mut self.out[at..]);
         Ok(())
     }
 
@@ -276,18 +315,19 @@ impl<'js> Writer<'_, 'js> {
         // SAFETY (this block): `v` is a live object of this context; these
         // predicates only read its class.
         unsafe {
+            // The common kinds first: neither is a function or a Proxy.
+            if qjs::JS_GetClassID(v) == JS_CLASS_OBJECT {
+                // JS_CLASS_OBJECT: plain, or an instance of a JS class.
+                return self.plain(v);
+            }
+            if qjs::JS_IsArray(v) {
+                return self.array(v);
+            }
             if qjs::JS_IsFunction(self.raw, v) {
                 return unsupported("a function");
             }
             if qjs::JS_IsProxy(v) {
                 return unsupported("a Proxy");
-            }
-            if qjs::JS_IsArray(v) {
-                return self.array(v);
-            }
-            if qjs::JS_GetClassID(v) == 1 {
-                // JS_CLASS_OBJECT: plain, or an instance of a JS class.
-                return self.plain(v);
             }
             if qjs::JS_IsDate(v) {
                 let mut ms = 0f64;
@@ -406,11 +446,12 @@ impl<'js> Writer<'_, 'js> {
     /// `Object.prototype`'s pointer, read once per conversion.
     fn object_proto(&mut self) -> Option<*mut c_void> {
         if self.object_proto.is_none() {
-            // SAFETY: a fresh object and its prototype, both freed by their guards.
+            // SAFETY: the context is live; the class prototype comes back as a
+            // new reference, freed by the guard (the context keeps its own, so
+            // the pointer stays valid for the conversion).
             unsafe {
-                let o = Owned(self.raw, qjs::JS_NewObject(self.raw));
-                if !qjs::JS_IsException(o.1) {
-                    let p = Owned(self.raw, qjs::JS_GetPrototype(self.raw, o.1));
+                let p = Owned(self.raw, qjs::JS_GetClassProto(self.raw, JS_CLASS_OBJECT));
+                if qjs::JS_VALUE_GET_NORM_TAG(p.1) == qjs::JS_TAG_OBJECT {
                     self.object_proto = Some(qjs::JS_VALUE_GET_PTR(p.1));
                 }
             }
@@ -435,25 +476,34 @@ impl<'js> Writer<'_, 'js> {
         self.out.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x00]);
         let mut count = 0u64;
         for atom in props.atoms() {
-            let mut len: qjs::size_t = 0;
-            // SAFETY: `atom` is from the live table.
-            let p = unsafe { qjs::JS_AtomToCStringLen(self.raw, &mut len, atom) };
-            if p.is_null() {
-                return Err(engine_error(self.ctx));
-            }
-            let key = CStr(self.raw, p, len as usize);
-            if skip.iter().any(|s| s.as_bytes() == key.bytes()) {
-                continue;
+            if let Some(key) = self.keys.key(atom) {
+                if skip.iter().any(|s| s.as_bytes() == key) {
+                    continue;
+                }
+                self.room(key.len() + 10)?;
+                const _: () = assert!(MAX_KEY < 0x80, "a cached key's length is one varint byte");
+                self.out.push(key.len() as u8);
+                self.out.extend_from_slice(key);
+            } else {
+                let mut len: qjs::size_t = 0;
+                // SAFETY: `atom` is from the live table.
+                let p = unsafe { qjs::JS_AtomToCStringLen(self.raw, &mut len, atom) };
+                if p.is_null() {
+                    return Err(engine_error(self.ctx));
+                }
+                let key = CStr(self.raw, p, len as usize);
+                if skip.iter().any(|s| s.as_bytes() == key.bytes()) {
+                    continue;
+                }
+                self.room(len as usize + 10)?;
+                put_varint(self.out, len as u64);
+                let k = self.out.len();
+                self.out.extend_from_slice(key.bytes());
+                drop(key);
+                make_well_formed(&mut self.out[k..]);
+                self.keys.put_key(atom, &self.out[k..]);
             }
             count += 1;
-            self.room(len as usize + 10)?;
-            put_varint(self.out, len as u64);
-            let k = self.out.len();
-            self.out.extend_from_slice(key.bytes());
-            if std::str::from_utf8(&self.out[k..]).is_err() {
-                well_formed(&mut self.out[k..]);
-            }
-            drop(key);
             // SAFETY: `v` is live (a getter may run); the result is owned by the guard.
             let item = Owned(self.raw, unsafe { qjs::JS_GetProperty(self.raw, v, atom) });
             // SAFETY: reading the tag of a value.

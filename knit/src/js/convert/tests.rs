@@ -3,7 +3,7 @@
 use rquickjs::{Context, Ctx, Function, Runtime, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::js::{caught_error, from_js, from_wire, to_js, to_wire, JsBigInt, JsValue};
+use crate::js::{caught_error, from_js, from_wire, to_js, to_wire, Converter, JsBigInt, JsValue};
 use crate::js::{WireError, WireLimits};
 
 fn with<R>(f: impl FnOnce(Ctx<'_>) -> R) -> R {
@@ -389,5 +389,264 @@ fn thrown_values_become_js_errors() {
             );
             assert!(!ctx.has_exception());
         }
+    });
+}
+
+/// Wire bytes of an object with these keys (values 0, 1, …).
+fn object_wire(keys: &[String]) -> Vec<u8> {
+    let o = JsValue::Object(
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), (i as f64).into()))
+            .collect(),
+    );
+    let mut w = Vec::new();
+    to_wire(&o, &mut w).unwrap();
+    w
+}
+
+/// Whether two payloads hold the same value (counts may be padded, whole
+/// floats may come back as ints).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    from_wire::<JsValue>(a).unwrap() == from_wire::<JsValue>(b).unwrap()
+}
+
+/// `bytes` to JS and back through `conv`, checked against the free functions.
+fn round_trip(ctx: &Ctx<'_>, conv: &mut Converter<'_>, bytes: &[u8]) -> Vec<u8> {
+    let v = conv.to_js(bytes).unwrap();
+    let mut out = Vec::new();
+    conv.from_js(&v, &mut out, &WireLimits::default()).unwrap();
+    let mut once = Vec::new();
+    from_js(
+        ctx,
+        &to_js(ctx, bytes).unwrap(),
+        &mut once,
+        &WireLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(out, once, "the converter and the free functions agree");
+    out
+}
+
+#[test]
+fn converter_gives_what_the_free_functions_give() {
+    with(|ctx| {
+        let mut conv = Converter::new(&ctx);
+        let sources = [
+            "({id: 7, name: 'pen', tags: ['a', 'b'], price: 1.5, active: true})",
+            "({b: 1, a: 2, 10: 3, 2: 4, [Symbol('s')]: 5, u: undefined})",
+            "({'\\uDFFF': 1, ['x\\uD800']: {'\\uDFFF': 2}})",
+            "({__proto__: null, ['__proto__']: 1, constructor: 2})",
+            "({n: -0, i: NaN, f: -Infinity, big: 2n ** 100n, small: -5n})",
+            "({d: new Date(5), b: new Uint8Array([1, 2]), s: 'héllo'})",
+            "Object.assign(new RangeError('r'), {code: 3, name: 'RangeError'})",
+            "[{a: 1}, {a: 2, b: {a: 3}}, {b: 4, a: 5}]",
+        ];
+        for _ in 0..3 {
+            for src in sources {
+                let v: Value = ctx.eval(src).unwrap();
+                let mut cached = Vec::new();
+                conv.from_js(&v, &mut cached, &WireLimits::default())
+                    .unwrap();
+                let mut once = Vec::new();
+                from_js(&ctx, &v, &mut once, &WireLimits::default()).unwrap();
+                assert_eq!(cached, once, "{src}");
+                round_trip(&ctx, &mut conv, &once);
+            }
+        }
+        // A lone surrogate in a key reads back replaced, cached or not.
+        let keys: JsValue = from_wire(&round_trip(
+            &ctx,
+            &mut conv,
+            &object_wire(&["\u{FFFD}".into()]),
+        ))
+        .unwrap();
+        assert_eq!(keys, JsValue::Object(vec![("\u{FFFD}".into(), 0.0.into())]));
+        // Errors skip the keys they write first, from the cache too.
+        let e: Value = ctx.eval("Object.assign(new Error('m'), {x: 1})").unwrap();
+        let mut once = Vec::new();
+        from_js(&ctx, &e, &mut once, &WireLimits::default()).unwrap();
+        for _ in 0..2 {
+            let mut out = Vec::new();
+            conv.from_js(&e, &mut out, &WireLimits::default()).unwrap();
+            assert_eq!(out, once);
+            let back: JsValue = from_wire(&out).unwrap();
+            assert!(
+                matches!(&back, JsValue::Error { message, .. } if message == "m"),
+                "{back:?}"
+            );
+        }
+        // Failures are the same too, and leave the converter usable.
+        let bad: Value = ctx.eval("({a: {a: () => 1}})").unwrap();
+        let mut out = vec![9];
+        assert!(matches!(
+            conv.from_js(&bad, &mut out, &WireLimits::default()),
+            Err(WireError::Unsupported(_))
+        ));
+        assert_eq!(out, [9]);
+        assert!(conv.to_js(&[0x0a, 2, 1, b'a', 0x01]).is_err());
+        assert!(!ctx.has_exception());
+        let w = object_wire(&["a".into()]);
+        assert!(same(&round_trip(&ctx, &mut conv, &w), &w));
+    });
+}
+
+#[test]
+fn converter_caches_repeated_keys_and_stays_bounded() {
+    with(|ctx| {
+        let mut conv = Converter::new(&ctx);
+        let item = Item {
+            id: 1,
+            name: "n".into(),
+            tags: vec![],
+            price: 2.0,
+            active: false,
+        };
+        let mut w = Vec::new();
+        to_wire(&item, &mut w).unwrap();
+        for _ in 0..1000 {
+            assert!(same(&round_trip(&ctx, &mut conv, &w), &w));
+        }
+        assert_eq!(conv.cached_keys(), (5, 5), "one slot per field each way");
+
+        // Far more distinct keys than slots, some beyond the cached length,
+        // in one object and across conversions: all correct, cache bounded.
+        // (Integer keys first, ascending, as JS orders them.)
+        let keys: Vec<String> = (0..1000)
+            .map(|i| format!("{i}"))
+            .chain((0..2000).map(|i| match i % 2 {
+                0 => format!("k{i}"),
+                _ => format!("a long key, longer than the cache keeps: {i}"),
+            }))
+            .collect();
+        let w = object_wire(&keys);
+        for _ in 0..2 {
+            assert!(same(&round_trip(&ctx, &mut conv, &w), &w));
+        }
+        for chunk in keys.chunks(7) {
+            let w = object_wire(chunk);
+            assert!(same(&round_trip(&ctx, &mut conv, &w), &w));
+        }
+        let (to, from) = conv.cached_keys();
+        assert!(to <= super::cache::SLOTS && from <= super::cache::SLOTS);
+        assert!(to > 0 && from > 0);
+    });
+}
+
+#[test]
+fn converter_keeps_a_key_atom_alive_while_nested_keys_evict_it() {
+    // Keys that share a slot of the to-JS table: converting the inner
+    // object evicts the outer key's atom before the outer key is defined.
+    let keys: Vec<String> = (0..2000).map(|i| format!("key{i}")).collect();
+    let slot = super::cache::slot_of;
+    let a = &keys[0];
+    let b = keys[1..].iter().find(|k| slot(k) == slot(a)).unwrap();
+    let inner = JsValue::Object(vec![(b.clone(), 1.0.into())]);
+    let outer = JsValue::Object(vec![
+        (a.clone(), inner.clone()),
+        (b.clone(), JsValue::Object(vec![(a.clone(), inner)])),
+    ]);
+    let mut w = Vec::new();
+    to_wire(&outer, &mut w).unwrap();
+    with(|ctx| {
+        let mut conv = Converter::new(&ctx);
+        for _ in 0..3 {
+            assert!(same(&round_trip(&ctx, &mut conv, &w), &w));
+        }
+    });
+}
+
+#[test]
+fn converter_frees_its_atoms_when_dropped() {
+    let rt = Runtime::new().unwrap();
+    let ctx = Context::full(&rt).unwrap();
+    let keys: Vec<String> = (0..500).map(|i| format!("field_{i}")).collect();
+    let convert = |cached: bool| {
+        ctx.with(|ctx| {
+            let mut conv = Converter::new(&ctx);
+            // Each chunk twice, so that its shape is kept too.
+            for chunk in keys.chunks(5).flat_map(|c| [c, c]) {
+                let w = object_wire(chunk);
+                let mut out = Vec::new();
+                if cached {
+                    let v = conv.to_js(&w).unwrap();
+                    conv.from_js(&v, &mut out, &WireLimits::default()).unwrap();
+                } else {
+                    let v = to_js(&ctx, &w).unwrap();
+                    from_js(&ctx, &v, &mut out, &WireLimits::default()).unwrap();
+                }
+                assert!(same(&out, &w));
+            }
+            if cached {
+                assert!(conv.cached_keys().0 > 100);
+                assert!(conv.cached_shapes() > 10);
+            }
+        });
+        rt.run_gc();
+        rt.memory_usage().atom_count
+    };
+    let before = convert(false);
+    assert_eq!(convert(true), before, "no atom outlives the converter");
+    // (And no object: the runtime asserts there are none left when it drops.)
+}
+
+#[test]
+fn converter_keeps_shapes_of_repeated_key_sequences_only() {
+    with(|ctx| {
+        let mut conv = Converter::new(&ctx);
+        let item = Item {
+            id: 1,
+            name: "n".into(),
+            tags: vec!["t".into()],
+            price: 2.5,
+            active: true,
+        };
+        let mut w = Vec::new();
+        to_wire(&item, &mut w).unwrap();
+        assert!(same(&round_trip(&ctx, &mut conv, &w), &w));
+        assert_eq!(conv.cached_shapes(), 0, "met once: nothing kept yet");
+        for _ in 0..100 {
+            assert!(same(&round_trip(&ctx, &mut conv, &w), &w));
+        }
+        assert_eq!(conv.cached_shapes(), 1);
+        // Objects built on kept shapes are ordinary objects: own, enumerable,
+        // writable, configurable data properties, in order.
+        let v = conv.to_js(&w).unwrap();
+        let check: Function = ctx
+            .eval(
+                "v => { const d = Object.getOwnPropertyDescriptors(v); \
+                 v.id = 5; delete v.name; v.extra = 1; \
+                 return Object.keys(d).join() === 'id,name,tags,price,active' && \
+                 Object.values(d).every(p => p.writable && p.enumerable && p.configurable) && \
+                 Object.keys(v).join() === 'id,tags,price,active,extra' && v.id === 5 \
+                 ? 'ok' : JSON.stringify(d) }",
+            )
+            .unwrap();
+        assert_eq!(check.call::<_, String>((v,)).unwrap(), "ok");
+        let w2 = conv.to_js(&w).unwrap();
+        let mut out = Vec::new();
+        conv.from_js(&w2, &mut out, &WireLimits::default()).unwrap();
+        assert!(same(&out, &w), "changing one object leaves the next alone");
+
+        // Key sets that keep changing, too many keys, prefixes of kept
+        // sequences and many sequences: all correct, the cache bounded.
+        let keys: Vec<String> = (0..400).map(|i| format!("f{i}")).collect();
+        for i in 0..200 {
+            let w = object_wire(&keys[i..i + 1 + i % 7]);
+            assert!(same(&round_trip(&ctx, &mut conv, &w), &w));
+        }
+        let many = object_wire(&keys[..super::cache::MAX_SHAPE_KEYS + 1]);
+        for _ in 0..3 {
+            assert!(same(&round_trip(&ctx, &mut conv, &many), &many));
+        }
+        for i in 0..300 {
+            let w = object_wire(&keys[i..i + 3]);
+            for _ in 0..2 {
+                assert!(same(&round_trip(&ctx, &mut conv, &w), &w));
+            }
+            let prefix = object_wire(&keys[i..i + 2]);
+            assert!(same(&round_trip(&ctx, &mut conv, &prefix), &prefix));
+        }
+        assert!(conv.cached_shapes() <= super::cache::SHAPE_SLOTS);
     });
 }

@@ -2,6 +2,7 @@
 
 use rquickjs::{qjs, Ctx, Function, Value};
 
+use super::cache::{KeyCache, ShapeCache, MAX_SHAPE_KEYS};
 use super::{engine_error, raw};
 use crate::js::bigint::to_hex;
 use crate::js::wire::*;
@@ -27,14 +28,29 @@ use crate::js::wire::*;
 ///     assert_eq!(check.call::<_, String>((v,)).unwrap(), "bigint x");
 /// });
 /// ```
+///
+/// For many conversions in one context, a [`super::Converter`] does the
+/// same with its key atoms cached.
 pub fn to_js<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> Result<Value<'js>, WireError> {
-    let mut b = Builder {
+    build(
         ctx,
-        raw: raw(ctx),
-        r: Reader::new(bytes),
-        depth: 0,
-        stack: Vec::new(),
-    };
+        bytes,
+        &mut KeyCache::new(raw(ctx), false),
+        &mut ShapeCache::new(raw(ctx), false),
+        &mut Vec::new(),
+    )
+}
+
+/// [`to_js`] with `keys` for the key atoms, `shapes` for object shapes and
+/// `stack` (empty, left empty) for array items.
+pub(super) fn build<'js>(
+    ctx: &Ctx<'js>,
+    bytes: &[u8],
+    keys: &mut KeyCache,
+    shapes: &mut ShapeCache,
+    stack: &mut Vec<qjs::JSValue>,
+) -> Result<Value<'js>, WireError> {
+    let mut b = Builder::new(ctx, bytes, keys, shapes, stack);
     let v = b.value()?;
     // SAFETY: `v` was just created in this context and nothing else owns it.
     let v = unsafe { Value::from_raw(ctx.clone(), v) };
@@ -44,13 +60,124 @@ pub fn to_js<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> Result<Value<'js>, WireError>
     }
 }
 
+/// Calls `f` with the items of the wire array `bytes` as its arguments,
+/// built straight into an argument vector (no array object in between):
+/// `Err` for bytes that are not one array, `Ok(Err(Exception))` when the
+/// call threw (the exception is pending on `ctx`).
+pub(super) fn call_spread<'js>(
+    ctx: &Ctx<'js>,
+    f: &Function<'js>,
+    bytes: &[u8],
+    keys: &mut KeyCache,
+    shapes: &mut ShapeCache,
+    stack: &mut Vec<qjs::JSValue>,
+) -> Result<rquickjs::Result<Value<'js>>, WireError> {
+    let mut b = Builder::new(ctx, bytes, keys, shapes, stack);
+    if b.r.byte()? != ARRAY {
+        return Err(WireError::Malformed(
+            "a JS call's arguments must be a tuple, an array or a sequence".into(),
+        ));
+    }
+    b.enter()?;
+    let n = b.r.len(1)?;
+    let argc = i32::try_from(n).map_err(|_| WireError::Malformed(format!("{n} arguments")))?;
+    for _ in 0..n {
+        match b.value() {
+            Ok(v) => b.stack.push(v),
+            Err(e) => {
+                b.free_from(0);
+                return Err(e);
+            }
+        }
+    }
+    if b.r.left() != 0 {
+        let left = b.r.left();
+        b.free_from(0);
+        return Err(WireError::TrailingBytes(left));
+    }
+    // SAFETY: `f` is a live function of this context and `stack` holds
+    // `argc` owned values; `JS_Call` borrows them (it takes no ownership),
+    // so they are freed below whatever it returns.
+    let ret = unsafe {
+        qjs::JS_Call(
+            b.raw,
+            f.as_raw(),
+            qjs::JS_UNDEFINED,
+            argc,
+            b.stack.as_mut_ptr(),
+        )
+    };
+    b.free_from(0);
+    // SAFETY: reading a value's tag has no preconditions beyond it being a value.
+    if unsafe { qjs::JS_IsException(ret) } {
+        return Ok(Err(rquickjs::Error::Exception));
+    }
+    // SAFETY: `ret` was just returned by the engine, owned by nobody else.
+    Ok(Ok(unsafe { Value::from_raw(ctx.clone(), ret) }))
+}
+
 struct Builder<'a, 'js> {
     ctx: &'a Ctx<'js>,
     raw: *mut qjs::JSContext,
     r: Reader<'a>,
     depth: usize,
     /// Array items made so far (owned here until the array takes them).
-    stack: Vec<qjs::JSValue>,
+    stack: &'a mut Vec<qjs::JSValue>,
+    keys: &'a mut KeyCache,
+    shapes: &'a mut ShapeCache,
+}
+
+/// The keys of the object being built, in order (for [`ShapeCache`]),
+/// while there are few enough.
+struct Seq {
+    atoms: [qjs::JSAtom; MAX_SHAPE_KEYS],
+    len: usize,
+    on: bool,
+}
+
+impl Seq {
+    fn new(on: bool) -> Self {
+        Seq {
+            atoms: [qjs::JS_ATOM_NULL; MAX_SHAPE_KEYS],
+            len: 0,
+            on,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, atom: qjs::JSAtom) {
+        if self.on {
+            match self.atoms.get_mut(self.len) {
+                Some(a) => {
+                    *a = atom;
+                    self.len += 1;
+                }
+                None => self.on = false,
+            }
+        }
+    }
+}
+
+impl<'a, 'js> Builder<'a, 'js> {
+    /// A walk over `bytes` (`stack` empty, and left empty).
+    fn new(
+        ctx: &'a Ctx<'js>,
+        bytes: &'a [u8],
+        keys: &'a mut KeyCache,
+        shapes: &'a mut ShapeCache,
+        stack: &'a mut Vec<qjs::JSValue>,
+    ) -> Self {
+        debug_assert!(stack.is_empty());
+        Builder {
+            ctx,
+            raw: raw(ctx),
+            r: Reader::new(bytes),
+            depth: 0,
+            stack,
+            keys,
+            shapes,
+        }
+    }
 }
 
 impl<'js> Builder<'_, 'js> {
@@ -149,34 +276,36 @@ impl<'js> Builder<'_, 'js> {
     }
 
     /// Reads `n` (key, value) entries onto `obj`, defining each key.
-    fn entries(&mut self, obj: qjs::JSValue, n: usize, flags: i32) -> Result<(), WireError> {
+    fn entries(
+        &mut self,
+        obj: qjs::JSValue,
+        n: usize,
+        flags: i32,
+        seq: &mut Seq,
+    ) -> Result<(), WireError> {
         for _ in 0..n {
             let key = self.r.str()?;
-            // SAFETY: `key` is valid UTF-8 of `key.len()` bytes.
-            let atom = unsafe {
-                qjs::JS_NewAtomLen(self.raw, key.as_ptr().cast(), key.len() as qjs::size_t)
-            };
-            if atom == qjs::JS_ATOM_NULL {
+            let v = self.value()?;
+            // The atom is looked up only now: the value's own keys may have
+            // evicted a cached one meanwhile.
+            let Some((atom, owned)) = self.keys.atom(key) else {
+                // SAFETY: `v` is owned here and released once.
+                unsafe { qjs::JS_FreeValue(self.raw, v) };
                 return Err(engine_error(self.ctx));
-            }
-            let v = match self.value() {
-                Ok(v) => v,
-                Err(e) => {
-                    // SAFETY: the atom was made above and is released once.
-                    unsafe { qjs::JS_FreeAtom(self.raw, atom) };
-                    return Err(e);
-                }
             };
             // SAFETY: `obj` is a live object; the call takes `v` over even if
-            // it fails; the atom is ours to release.
+            // it fails; the atom is live (cached, or ours to release).
             let r = unsafe {
                 let r = qjs::JS_DefinePropertyValue(self.raw, obj, atom, v, flags);
-                qjs::JS_FreeAtom(self.raw, atom);
+                if owned {
+                    qjs::JS_FreeAtom(self.raw, atom);
+                }
                 r
             };
             if r < 0 {
                 return Err(engine_error(self.ctx));
             }
+            seq.push(atom);
         }
         Ok(())
     }
@@ -186,10 +315,15 @@ impl<'js> Builder<'_, 'js> {
         let n = self.r.len(2)?;
         // SAFETY: the context is live.
         let obj = self.check(unsafe { qjs::JS_NewObject(self.raw) })?;
-        if let Err(e) = self.entries(obj, n, qjs::JS_PROP_C_W_E as i32) {
+        let mut seq = Seq::new(self.shapes.on() && n <= MAX_SHAPE_KEYS);
+        if let Err(e) = self.entries(obj, n, qjs::JS_PROP_C_W_E as i32, &mut seq) {
             // SAFETY: `obj` is owned here and released once.
             unsafe { qjs::JS_FreeValue(self.raw, obj) };
             return Err(e);
+        }
+        if seq.on {
+            // `obj`'s shape holds these atoms, so they are live.
+            self.shapes.met(&seq.atoms[..seq.len]);
         }
         self.depth -= 1;
         Ok(obj)
@@ -228,7 +362,7 @@ impl<'js> Builder<'_, 'js> {
         let n = self.r.len(2)?;
         // Non-enumerable, as the engine's own `message` and `stack` are.
         let flags = (qjs::JS_PROP_CONFIGURABLE | qjs::JS_PROP_WRITABLE) as i32;
-        if let Err(e) = self.entries(obj, n, flags) {
+        if let Err(e) = self.entries(obj, n, flags, &mut Seq::new(false)) {
             // SAFETY: `obj` is owned here and released once.
             unsafe { qjs::JS_FreeValue(self.raw, obj) };
             return Err(e);

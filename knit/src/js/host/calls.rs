@@ -2,14 +2,14 @@
 
 use std::rc::Rc;
 
-use rquickjs::function::{Args, This};
+use rquickjs::function::This;
 use rquickjs::promise::PromiseState;
 use rquickjs::{Ctx, Function, Persistent, Promise, Value};
 
 use super::context::JsContext;
 use super::{EngineState, JsEngine};
-use crate::error::{CallError, PayloadError};
-use crate::js::convert::{from_js, to_js};
+use crate::error::CallError;
+use crate::js::convert::{from_js, ConvertCache};
 use crate::js::error::js_error_from;
 use crate::js::modules::unknown_export;
 use crate::js::targets::{self, Target};
@@ -33,8 +33,8 @@ pub(super) fn begin(engine: &mut JsEngine, ticket: Ticket, task_id: u64, input: 
     // The worker's own context caches each export it has looked up; only a
     // miss asks which target the id names.
     let cached = engine.main().functions.borrow().get(&task_id).cloned();
-    if let Some(f) = cached {
-        return call_function(engine, call, f, input);
+    if let Some((f, module)) = cached {
+        return call_function(engine, call, f, module, input);
     }
     let Some(target) = targets::target(task_id) else {
         return failed(CallError::UnknownTask(format!("JS target {task_id:#018x}")));
@@ -50,8 +50,11 @@ pub(super) fn begin(engine: &mut JsEngine, ticket: Ticket, task_id: u64, input: 
             let Some(f) = found else {
                 return failed(unknown_export(&module, &export));
             };
-            main.functions.borrow_mut().insert(task_id, f.clone());
-            call_function(engine, call, f, input)
+            let module: Rc<str> = module.into();
+            main.functions
+                .borrow_mut()
+                .insert(task_id, (f.clone(), module.clone()));
+            call_function(engine, call, f, module, input)
         }
         Target::Eval => match from_wire::<String>(input) {
             Ok(source) => eval(engine, call, Place::Main, source),
@@ -82,6 +85,7 @@ fn call_function(
     engine: &mut JsEngine,
     call: u64,
     f: Persistent<Function<'static>>,
+    module: Rc<str>,
     input: &[u8],
 ) -> Begun {
     let state = engine.state.clone();
@@ -91,34 +95,21 @@ fn call_function(
             Ok(f) => f,
             Err(e) => return failed(CallError::Js(Box::new(js_error_from(&ctx, e)))),
         };
-        let args = match to_js(&ctx, input) {
-            Ok(v) => v,
+        let returned = run_as(&state, main, call, Some(module), || {
+            main.convert.borrow_mut().call_spread(&ctx, &f, input)
+        });
+        let returned = match returned {
+            Ok(r) => r,
             Err(e) => return failed(e.into()),
         };
-        // `JsTask::apply(())` promises a call with no argument, but `()` is
-        // `undefined` in the wire form, not an empty array: read it as one.
-        let args = if args.is_undefined() {
-            match rquickjs::Array::new(ctx.clone()) {
-                Ok(a) => a.into_value(),
-                Err(e) => return failed(CallError::Js(Box::new(js_error_from(&ctx, e)))),
-            }
-        } else {
-            args
-        };
-        let Some(args) = args.into_array() else {
-            return failed(CallError::Payload(PayloadError::Encode(
-                "a JS call's arguments must be a tuple, an array or a sequence".into(),
-            )));
-        };
-        let mut call_args = Args::new(ctx.clone(), args.len());
-        for v in args.iter::<Value>() {
-            let pushed = v.and_then(|v| call_args.push_arg(v));
-            if let Err(e) = pushed {
-                return failed(CallError::Js(Box::new(js_error_from(&ctx, e))));
+        if let Ok(v) = &returned {
+            if !v.is_promise() {
+                // The common case, with this context's conversion caches.
+                let mut convert = main.convert.borrow_mut();
+                return Begun::Done(outcome_with(&ctx, &state, v, &mut convert));
             }
         }
-        let returned = run_as(&state, main, call, || f.call_arg::<Value>(call_args));
-        complete(&ctx, &state, call, returned, false)
+        complete(&ctx, &state, call, returned, false, None)
     })
 }
 
@@ -139,34 +130,56 @@ fn eval(engine: &mut JsEngine, call: u64, place: Place, source: String) -> Begun
         },
     };
     context.ctx.with(|ctx| {
-        let returned = run_as(&state, context, call, || {
+        let returned = run_as(&state, context, call, Some(eval_module()), || {
             ctx.eval_promise(source).map(Promise::into_value)
         });
-        complete(&ctx, &state, call, returned, true)
+        let session = match place {
+            Place::Main => None,
+            Place::Session(id) => Some(id),
+        };
+        complete(&ctx, &state, call, returned, true, session)
     })
 }
 
 /// Runs `f` as call `call`'s own code: the interrupt handler, the console
 /// and the timers it sets know which call it is.
-fn run_as<R>(state: &EngineState, context: &JsContext, call: u64, f: impl FnOnce() -> R) -> R {
+fn run_as<R>(
+    state: &EngineState,
+    context: &JsContext,
+    call: u64,
+    module: Option<Rc<str>>,
+    f: impl FnOnce() -> R,
+) -> R {
     state.current.set(Some(call));
+    *state.module.borrow_mut() = module;
     context.timers.set_owner(Some(call));
     let r = f();
     context.timers.set_owner(None);
+    *state.module.borrow_mut() = None;
     state.current.set(None);
     r
+}
+
+/// The console's module name for a script (`pool.eval`, a session's eval).
+fn eval_module() -> Rc<str> {
+    thread_local! {
+        static EVAL: Rc<str> = Rc::from("eval");
+    }
+    EVAL.with(Rc::clone)
 }
 
 /// Settles a call on what its code returned: a thrown exception, a value,
 /// or a promise (after the jobs it queued have run, it may have settled;
 /// otherwise the call waits on it). `completion`: the value is an async
-/// script's completion object, whose `value` is the call's value.
+/// script's completion object, whose `value` is the call's value; `session`:
+/// the session whose context it runs in.
 fn complete<'js>(
     ctx: &Ctx<'js>,
     state: &Rc<EngineState>,
     call: u64,
     returned: rquickjs::Result<Value<'js>>,
     completion: bool,
+    session: Option<u64>,
 ) -> Begun {
     let value = match returned {
         Ok(v) => v,
@@ -199,7 +212,7 @@ fn complete<'js>(
             };
             failed(CallError::Js(Box::new(thrown)))
         }
-        PromiseState::Pending => match wait_on(ctx, state, call, &promise, completion) {
+        PromiseState::Pending => match wait_on(ctx, state, call, &promise, completion, session) {
             Ok(()) => Begun::Pending,
             Err(e) => failed(CallError::Js(Box::new(js_error_from(ctx, e)))),
         },
@@ -213,6 +226,7 @@ fn wait_on<'js>(
     call: u64,
     promise: &Promise<'js>,
     completion: bool,
+    session: Option<u64>,
 ) -> rquickjs::Result<()> {
     let on_value = {
         let state = state.clone();
@@ -230,10 +244,30 @@ fn wait_on<'js>(
     };
     let on_value = Function::new(ctx.clone(), on_value)?;
     let on_error = Function::new(ctx.clone(), on_error)?;
-    state.pending.borrow_mut().insert(call, 0);
+    state.pending.borrow_mut().insert(call, session);
     let then: Function = promise.get("then")?;
     then.call::<_, Value>((This(promise.clone()), on_value, on_error))?;
     Ok(())
+}
+
+/// A call's outcome from its JS value, converted with `convert`.
+fn outcome_with<'js>(
+    ctx: &Ctx<'js>,
+    state: &EngineState,
+    value: &Value<'js>,
+    convert: &mut ConvertCache,
+) -> Outcome {
+    let limits = WireLimits {
+        max_bytes: state.setup.max_payload,
+        ..WireLimits::default()
+    };
+    // A small result is copied out of the buffer, which the next call reuses.
+    let mut out = state.scratch.borrow_mut();
+    out.clear();
+    match convert.write_wire(ctx, value, &mut out, &limits) {
+        Ok(()) => Outcome::from_encoded(&mut out),
+        Err(e) => Outcome::Failed(CallError::Payload(e.into())),
+    }
 }
 
 /// A call's outcome from its JS value (`completion`: the `value` of an

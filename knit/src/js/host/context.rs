@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -10,19 +11,28 @@ use rquickjs::{Context, Ctx, Function, Persistent, Runtime};
 use super::{console_source, exposed, EngineState};
 use crate::error::CallError;
 use crate::js::console;
+use crate::js::convert::ConvertCache;
 use crate::js::error::js_error_of;
 use crate::js::modules::{load_with, run_bootstrap, JsModuleError, LoadedModules};
 use crate::js::timers::Timers;
+use crate::registry::IdHasher;
 use crate::table::Outcome;
+
+/// An exported function and the name of its module.
+pub(crate) type Export = (Persistent<Function<'static>>, Rc<str>);
 
 /// A context and what the engine keeps of it.
 pub(crate) struct JsContext {
+    /// The value conversions' caches (key atoms, shapes) for this context.
+    /// Before `ctx`: dropped while the context lives.
+    pub convert: RefCell<ConvertCache>,
     pub ctx: Context,
     pub timers: Timers,
     /// The modules' namespaces (the worker's own context only).
     pub modules: Option<LoadedModules>,
-    /// Exported functions already looked up, by JS target id.
-    pub functions: RefCell<HashMap<u64, Persistent<Function<'static>>>>,
+    /// Exported functions already looked up, by JS target id (with the
+    /// module's name, for the console).
+    pub functions: RefCell<HashMap<u64, Export, BuildHasherDefault<IdHasher>>>,
 }
 
 impl JsContext {
@@ -37,6 +47,7 @@ impl JsContext {
         let ctx = Context::full(rt).map_err(|e| JsModuleError::Engine(e.to_string()))?;
         let timers = Timers::default();
         let compiled = state.setup.compiled.clone();
+        let convert = ctx.with(|ctx| RefCell::new(ConvertCache::new(&ctx)));
         let modules = ctx.with(|ctx| -> Result<Option<LoadedModules>, JsModuleError> {
             let engine = |e: rquickjs::Error| JsModuleError::Engine(e.to_string());
             console::install(&ctx, &console_source(state)).map_err(engine)?;
@@ -68,14 +79,16 @@ impl JsContext {
             Ok(m) => m,
             Err(e) => {
                 timers.clear_all();
+                drop(convert);
                 return Err(e);
             }
         };
         Ok(JsContext {
+            convert,
             ctx,
             timers,
             modules,
-            functions: RefCell::new(HashMap::new()),
+            functions: RefCell::new(HashMap::default()),
         })
     }
 
@@ -119,6 +132,7 @@ impl JsContext {
         self.timers.clear_all();
         self.functions.borrow_mut().clear();
         drop(self.modules);
+        drop(self.convert);
         drop(self.ctx);
     }
 }

@@ -32,6 +32,7 @@ use std::time::Instant;
 
 use rquickjs::Runtime;
 
+use crate::error::CallError;
 use crate::js::console::ConsoleSource;
 use crate::js::modules::{install_loader, JsModuleError};
 use crate::lanes::Begun;
@@ -48,12 +49,17 @@ const JOBS_PER_TURN: usize = 4096;
 pub(crate) struct EngineState {
     /// The call whose own code runs now (`None` while jobs and timers run).
     pub current: Rc<Cell<Option<u64>>>,
-    /// Calls waiting on a promise, and the context each belongs to.
-    pub pending: RefCell<HashMap<u64, usize>>,
+    /// Its module (`eval` for a script), for the console.
+    pub module: Rc<RefCell<Option<Rc<str>>>>,
+    /// Calls waiting on a promise, and the session each runs in (`None`:
+    /// the worker's own context).
+    pub pending: RefCell<HashMap<u64, Option<u64>>>,
     /// Pending calls that settled during the last stretch of JS.
     pub settled: RefCell<Vec<(u64, Outcome)>>,
     pub table: Arc<CallTable>,
     pub setup: Arc<JsSetup>,
+    /// Reused for results (see `calls::outcome_with`).
+    pub scratch: RefCell<Vec<u8>>,
     pub lane: usize,
 }
 
@@ -91,8 +97,10 @@ impl JsEngine {
         install_loader(&rt, &setup.compiled);
         let state = Rc::new(EngineState {
             current: Rc::new(Cell::new(None)),
+            module: Rc::new(RefCell::new(None)),
             pending: RefCell::new(HashMap::new()),
             settled: RefCell::new(Vec::new()),
+            scratch: RefCell::new(Vec::new()),
             table: table.clone(),
             setup: setup.clone(),
             lane,
@@ -120,18 +128,28 @@ impl JsEngine {
     }
 
     /// Runs due timers and promise jobs; returns the calls that settled.
-    pub(crate) fn turn(&mut self, now: Instant) -> Vec<(u64, Outcome)> {
+    /// Reads the clock only if a timer is set.
+    pub(crate) fn turn(&mut self) -> Vec<(u64, Outcome)> {
         let state = self.state.clone();
+        let now = self.next_deadline().map(|_| Instant::now());
         for cx in self.main.iter().chain(self.sessions.values()) {
-            cx.fire_timers(&state, now);
-            cx.run_jobs(JOBS_PER_TURN);
+            if let Some(now) = now {
+                cx.fire_timers(&state, now);
+            }
         }
-        std::mem::take(&mut *self.state.settled.borrow_mut())
+        if self.rt.is_job_pending() {
+            self.main().run_jobs(JOBS_PER_TURN);
+        }
+        let mut settled = self.state.settled.borrow_mut();
+        if settled.is_empty() {
+            return Vec::new();
+        }
+        std::mem::take(&mut *settled)
     }
 
     /// Whether a turn has work now (promise jobs queued, or a timer due).
-    pub(crate) fn has_work(&self, now: Instant) -> bool {
-        self.rt.is_job_pending() || self.next_deadline().is_some_and(|d| d <= now)
+    pub(crate) fn has_work(&self) -> bool {
+        self.rt.is_job_pending() || self.next_deadline().is_some_and(|d| d <= Instant::now())
     }
 
     /// When the earliest timer is due.
@@ -146,10 +164,9 @@ impl JsEngine {
     /// Stops tracking pending call `call` (it was settled early) and clears
     /// the timers it set.
     pub(crate) fn forget(&mut self, call: u64) {
-        let Some(context) = self.state.pending.borrow_mut().remove(&call) else {
+        if self.state.pending.borrow_mut().remove(&call).is_none() {
             return;
-        };
-        let _ = context;
+        }
         for cx in self.main.iter().chain(self.sessions.values()) {
             cx.timers.clear_owned_by(call);
         }
@@ -176,9 +193,22 @@ impl JsEngine {
         Ok(&self.sessions[&id])
     }
 
-    /// Drops session `id`'s context (its pending calls stay pending until
-    /// their timeouts: nothing can settle them any more).
+    /// Drops session `id`'s context; its calls still pending fail (nothing
+    /// could settle them any more).
     pub(crate) fn close_session(&mut self, id: u64) {
+        let orphans: Vec<u64> = self
+            .state
+            .pending
+            .borrow()
+            .iter()
+            .filter(|(_, s)| **s == Some(id))
+            .map(|(&c, _)| c)
+            .collect();
+        for call in orphans {
+            let error = crate::js_error::JsError::new("Error", "the session was closed");
+            self.state
+                .settle(call, Outcome::Failed(CallError::Js(Box::new(error))));
+        }
         if let Some(cx) = self.sessions.remove(&id) {
             cx.close();
         }
@@ -196,12 +226,12 @@ impl crate::lanes::Engine for JsEngine {
         JsEngine::begin(self, ticket, task_id, input)
     }
 
-    fn turn(&mut self, now: Instant) -> Vec<(u64, Outcome)> {
-        JsEngine::turn(self, now)
+    fn turn(&mut self) -> Vec<(u64, Outcome)> {
+        JsEngine::turn(self)
     }
 
-    fn has_work(&self, now: Instant) -> bool {
-        JsEngine::has_work(self, now)
+    fn has_work(&self) -> bool {
+        JsEngine::has_work(self)
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -253,5 +283,6 @@ pub(crate) fn console_source(state: &EngineState) -> ConsoleSource {
     ConsoleSource {
         lane: state.lane,
         call: state.current.clone(),
+        module: state.module.clone(),
     }
 }

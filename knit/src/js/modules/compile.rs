@@ -169,7 +169,7 @@ pub(crate) fn compile_modules(options: &JsOptions) -> Result<CompiledModules, Js
                 });
             Unit {
                 name: m.name().to_owned(),
-                source: m.source.clone(),
+                source: m.shared_source(),
                 hash,
                 out,
             }

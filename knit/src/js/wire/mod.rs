@@ -312,6 +312,19 @@ impl<'a> Reader<'a> {
 
     #[inline]
     pub(crate) fn varint(&mut self) -> Result<u64, WireError> {
+        // One byte (lengths, small counts and ints): the common case.
+        match self.bytes.get(self.pos) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b))
+            }
+            _ => self.varint_long(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn varint_long(&mut self) -> Result<u64, WireError> {
         let mut v = 0u64;
         for i in 0..10 {
             let b = self.byte()?;
@@ -334,11 +347,14 @@ impl<'a> Reader<'a> {
         let n = self.varint()?;
         match usize::try_from(n) {
             Ok(n) if n.saturating_mul(min_item) <= self.left() => Ok(n),
-            _ => Err(WireError::Malformed(format!(
-                "length {n} exceeds the {} bytes left",
-                self.left()
-            ))),
+            _ => Err(self.too_long(n)),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn too_long(&self, n: u64) -> WireError {
+        WireError::Malformed(format!("length {n} exceeds the {} bytes left", self.left()))
     }
 
     #[inline]
@@ -363,6 +379,11 @@ impl<'a> Reader<'a> {
     pub(crate) fn str(&mut self) -> Result<&'a str, WireError> {
         let n = self.len(1)?;
         let b = self.take(n)?;
+        if b.is_ascii() {
+            // SAFETY: ASCII is UTF-8 (checked word by word, cheaper than
+            // full validation for the short keys and strings common here).
+            return Ok(unsafe { std::str::from_utf8_unchecked(b) });
+        }
         std::str::from_utf8(b).map_err(|_| WireError::Malformed("string is not UTF-8".into()))
     }
 

@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 
 use knit_transport::{TransportError, WorkerEnd};
 
+use super::super::engine::{Begun, Engine};
 use super::super::flags::{FLAG_CLAIMABLE, FLAG_ENCODE_FAILED, FLAG_REDELIVERED};
 use super::super::host::LaneHost;
 use super::super::thread::ThreadLane;
 use super::asyncs::AsyncTasks;
 use super::context::WorkerContext;
-use super::engine::{Begun, Engine};
 use super::run::{claim, run_call, settle, skip, Met};
 use crate::error::{CallError, PayloadError};
 use crate::table::{Claim, Outcome, Ticket};
@@ -170,7 +170,7 @@ impl<H: LaneHost> Worker<'_, H> {
             cx.host.enter(|| tasks.poll_woken());
         }
         if let Some(engine) = self.engine.as_mut() {
-            for (call, outcome) in engine.turn(Instant::now()) {
+            for (call, outcome) in engine.turn() {
                 self.pending.settle(call, outcome);
             }
             if !self.pending.claims.is_empty() {
@@ -186,18 +186,18 @@ impl<H: LaneHost> Worker<'_, H> {
     }
 
     /// Whether the worker has work now (a waker fired, the engine is due).
-    fn busy(&self, now: Instant) -> bool {
-        self.tasks.woken() || self.engine.as_ref().is_some_and(|e| e.has_work(now))
+    fn busy(&self) -> bool {
+        self.tasks.woken() || self.engine.as_ref().is_some_and(|e| e.has_work())
     }
 
     /// How long the worker may park: until the engine's next timer, or
     /// (with calls pending) the next sweep; `None`: until woken.
-    fn park_until(&self, now: Instant) -> Option<Instant> {
+    fn park_until(&self) -> Option<Instant> {
         if let Some(engine) = &self.engine {
             engine.record(self.lane, true);
         }
         let timer = self.engine.as_ref().and_then(|e| e.next_deadline());
-        let sweep = (!self.idle()).then(|| now + SWEEP_EVERY);
+        let sweep = (!self.idle()).then(|| Instant::now() + SWEEP_EVERY);
         match (timer, sweep) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -223,7 +223,7 @@ impl<H: LaneHost> Worker<'_, H> {
             }
             let now = Instant::now();
             let nap = timer.map_or(CLOSED_NAP, |at| at.saturating_duration_since(now));
-            if !self.busy(now) {
+            if !self.busy() {
                 std::thread::sleep(nap.min(SWEEP_EVERY));
             }
             self.tasks.sweep(|_| false);
@@ -330,11 +330,10 @@ pub(super) fn serve<H: LaneHost>(
         if closed {
             break;
         }
-        let now = Instant::now();
-        if drained > 0 || w.busy(now) {
+        if drained > 0 || w.busy() {
             continue;
         }
-        let until = w.park_until(now);
+        let until = w.park_until();
         let idle = w.idle();
         let tasks = &w.tasks;
         match queue {

@@ -10,16 +10,10 @@
 mod asyncs;
 mod context;
 mod drain;
-mod engine;
 mod events;
 mod here;
 mod run;
 
 pub(crate) use context::WorkerContext;
 pub(crate) use drain::worker_loop;
-#[cfg(feature = "js")]
-pub(crate) use engine::Begun;
-pub(crate) use engine::Engine;
-#[cfg(not(feature = "js"))]
-pub(crate) use engine::NoEngine;
 pub(crate) use here::on_this_thread;

@@ -1,4 +1,4 @@
-//! The pool's JS verbs: `pool.js(module, export)` handles, `pool.eval`, `pool.eval_batch` and `pool.session()`.
+//! The pool's JS verbs: `pool.js(module, export)` handles, `pool.eval`, `pool.eval_batch` and `pool.session()` (beside the pool, not in `js/`: the JS host must not depend on the pool that hosts it).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -71,10 +71,17 @@ fn send<A: Serialize + ?Sized, R: DeserializeOwned>(
     value: &A,
     lane: Option<usize>,
 ) -> Call<R> {
-    let mut input = Vec::new();
+    thread_local! {
+        /// The caller's encoding buffer, reused call after call (the bytes
+        /// are copied into the ring); taken while in use, so a `Serialize`
+        /// that makes a JS call itself gets a buffer of its own.
+        static BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    }
+    let mut input = BUFFER.take();
+    input.clear();
     let encoded =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| to_wire(value, &mut input)));
-    match encoded {
+    let call = match encoded {
         Ok(Ok(())) => caller.send_wire(entry, &input, lane),
         Ok(Err(e)) => Call::refused(caller.shared.stats.refuse(CallError::Payload(e.into()))),
         Err(panic) => Call::refused(caller.shared.stats.refuse(CallError::Payload(
@@ -83,7 +90,12 @@ fn send<A: Serialize + ?Sized, R: DeserializeOwned>(
                 crate::run::panic_message(panic.as_ref())
             )),
         ))),
+    };
+    // A huge argument's buffer is not kept.
+    if input.capacity() <= 64 << 10 {
+        BUFFER.set(input);
     }
+    call
 }
 
 impl Pool {
@@ -195,7 +207,11 @@ impl JsSession {
 
 impl Drop for JsSession {
     fn drop(&mut self) {
-        // Nothing waits for it; a closed pool drops its engines anyway.
+        // A closed pool drops its engines anyway.
+        if self.caller.shared.closed.load(Ordering::Acquire) {
+            return;
+        }
+        // Nothing waits for it.
         let closing: Call<()> = send(
             &self.caller,
             targets::session_close_entry(),

@@ -1,4 +1,4 @@
-//! Why the JS modules or the bootstrap script could not be set up.
+//! Why the JS modules or the bootstrap script could not be set up (outside `js/`, so that `PoolError` can name it without the pool's errors depending on the JS host).
 
 use std::io;
 use std::path::PathBuf;

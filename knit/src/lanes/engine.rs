@@ -29,10 +29,10 @@ pub(crate) trait Engine {
 
     /// Runs the engine's due work (timers, queued jobs); returns the
     /// pending calls that settled, by call id.
-    fn turn(&mut self, now: Instant) -> Vec<(u64, Outcome)>;
+    fn turn(&mut self) -> Vec<(u64, Outcome)>;
 
     /// Whether a turn has work now.
-    fn has_work(&self, now: Instant) -> bool;
+    fn has_work(&self) -> bool;
 
     /// When the engine next has work by itself (its earliest timer).
     fn next_deadline(&self) -> Option<Instant>;
@@ -42,7 +42,7 @@ pub(crate) trait Engine {
 
     /// Publishes the engine's counters on its lane (the heap's size too
     /// when `idle`).
-    fn record(&self, lane: &super::super::thread::ThreadLane, idle: bool);
+    fn record(&self, lane: &super::thread::ThreadLane, idle: bool);
 }
 
 /// The engine of a pool built without one (never made).
@@ -57,10 +57,10 @@ impl Engine for NoEngine {
     fn begin(&mut self, _: Ticket, _: u64, _: &[u8]) -> Begun {
         match *self {}
     }
-    fn turn(&mut self, _: Instant) -> Vec<(u64, Outcome)> {
+    fn turn(&mut self) -> Vec<(u64, Outcome)> {
         match *self {}
     }
-    fn has_work(&self, _: Instant) -> bool {
+    fn has_work(&self) -> bool {
         match *self {}
     }
     fn next_deadline(&self) -> Option<Instant> {
@@ -69,7 +69,7 @@ impl Engine for NoEngine {
     fn forget(&mut self, _: u64) {
         match *self {}
     }
-    fn record(&self, _: &super::super::thread::ThreadLane, _: bool) {
+    fn record(&self, _: &super::thread::ThreadLane, _: bool) {
         match *self {}
     }
 }
