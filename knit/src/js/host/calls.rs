@@ -95,6 +95,14 @@ fn call_function(
             Ok(f) => f,
             Err(e) => return failed(CallError::Js(Box::new(js_error_from(&ctx, e)))),
         };
+        // `JsTask::apply(())` promises a call with no argument, but `()` is
+        // `undefined` in the wire form, not an empty array: read it as one.
+        const NO_ARGUMENTS: [u8; 2] = [crate::js::wire::ARRAY, 0];
+        let input = if input == [crate::js::wire::UNDEFINED] {
+            &NO_ARGUMENTS[..]
+        } else {
+            input
+        };
         let returned = run_as(&state, main, call, Some(module), || {
             main.convert.borrow_mut().call_spread(&ctx, &f, input)
         });
