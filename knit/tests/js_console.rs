@@ -1,4 +1,4 @@
-//! JS `console` goes to `tracing` (target `knit::js`, with the lane and the call), never to stdout.
+//! JS `console` goes to `tracing` (target `knit::js`, with the module, the lane and the call), never to stdout.
 #![cfg(feature = "js")]
 
 use std::fmt::Write as _;
@@ -214,7 +214,6 @@ fn console_lines_after_a_timer_name_their_call() {
 }
 
 #[test]
-#[ignore = "knit bug: console lines have no module field (the spec asks for module, lane and call id)"]
 fn console_lines_name_the_module() {
     collect();
     let pool = pool(1);
@@ -224,6 +223,10 @@ fn console_lines_name_the_module() {
         .unwrap();
     let e = &events_with("m-module", 1)[0];
     assert_eq!(e.field("module"), Some("c"), "{e:?}");
+    // Scripts are logged as the module "eval".
+    pool.eval::<()>("console.log('m-module-eval')").wait().unwrap();
+    let e = &events_with("m-module-eval", 1)[0];
+    assert_eq!(e.field("module"), Some("eval"), "{e:?}");
 }
 
 /// Run by `console_never_reaches_stdout` in a child process of this test
