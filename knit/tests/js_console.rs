@@ -224,7 +224,9 @@ fn console_lines_name_the_module() {
     let e = &events_with("m-module", 1)[0];
     assert_eq!(e.field("module"), Some("c"), "{e:?}");
     // Scripts are logged as the module "eval".
-    pool.eval::<()>("console.log('m-module-eval')").wait().unwrap();
+    pool.eval::<()>("console.log('m-module-eval')")
+        .wait()
+        .unwrap();
     let e = &events_with("m-module-eval", 1)[0];
     assert_eq!(e.field("module"), Some("eval"), "{e:?}");
 }
