@@ -244,6 +244,18 @@ impl Caller {
                 dst.copy_from_slice(input);
                 Ok(())
             };
+            // A JS call made on a worker (a host function calling JS, a Rust
+            // task awaiting JS) goes to another worker's lane when there is
+            // one: its own worker cannot run it while the caller holds it.
+            let lane = lane.or_else(|| {
+                let here = on_this_thread(&**shared)?;
+                if shared.queue.is_some() || shared.lanes.len() < 2 {
+                    return None;
+                }
+                (0..shared.lanes.len())
+                    .filter(|&i| i != here.index)
+                    .min_by_key(|&i| shared.lanes[i].in_flight())
+            });
             let (ticket, _) = match lane {
                 Some(i) => {
                     let sent = self.send_on_lane(&shared.lanes[i], entry, len, &encode)?;

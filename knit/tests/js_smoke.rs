@@ -39,3 +39,48 @@ fn the_issue_example() {
     let n: i64 = session.eval("++n").wait().unwrap();
     assert_eq!(n, 42);
 }
+
+static REENTRANT: std::sync::OnceLock<knit::Pool> = std::sync::OnceLock::new();
+
+/// A host function that calls JS on its own pool.
+#[knit::task]
+fn double_in_js(x: i64) -> Result<i64, String> {
+    let pool = REENTRANT.get().ok_or("no pool")?;
+    pool.js("twice", "default")
+        .call(x)
+        .wait()
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_host_function_may_call_js_on_its_own_pool() {
+    let pool = create_pool(PoolOptions {
+        threads: 2,
+        js: Some(JsOptions {
+            modules: vec![
+                JsModule::source("twice", "export default (x) => 2 * x;"),
+                JsModule::source(
+                    "outer",
+                    "import { double_in_js } from 'knit:host';\n\
+                     export default (x) => double_in_js(x) + 1;",
+                ),
+            ],
+            expose: vec!["double_in_js".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(REENTRANT.set(pool).is_ok());
+    let pool = REENTRANT.get().unwrap();
+    // The inner call goes to the other worker, whatever lane the outer takes.
+    for x in 0..20 {
+        let r: i64 = pool.js("outer", "default").call(x).wait().unwrap();
+        assert_eq!(r, 2 * x + 1);
+    }
+    // Arguments that are not a sequence are a payload error, not a crash.
+    let bad: Result<i64, _> = pool.js("twice", "default").apply(5).wait();
+    assert!(matches!(bad, Err(knit::CallError::Payload(_))), "{bad:?}");
+    let ok: i64 = pool.js("twice", "default").apply([21]).wait().unwrap();
+    assert_eq!(ok, 42);
+}
