@@ -202,7 +202,6 @@ fn console_lines_after_a_microtask_name_their_call() {
 }
 
 #[test]
-#[ignore = "knit bug: console lines from promise jobs and timers run in a later turn carry no call id"]
 fn console_lines_after_a_timer_name_their_call() {
     collect();
     let pool = pool(1);

@@ -301,7 +301,6 @@ fn js_calls_work_under_the_shared_balancer() {
 }
 
 #[test]
-#[ignore = "knit bug: under Balancer::Shared a session eval sent on the lane ring can be missed (lost wake-up: SharedQueue::wait does not look at the ring)"]
 fn sessions_work_under_the_shared_balancer() {
     let pool = exercise(Balancer::Shared);
     session_evals(&pool, "Shared");

@@ -150,6 +150,18 @@ impl Timers {
     /// waits for the next turn, so a zero-delay interval cannot starve the
     /// loop). Returns the callbacks that threw, with their owners.
     pub(crate) fn fire_due<'js>(&self, ctx: &Ctx<'js>, now: Instant) -> Vec<TimerFailure<'js>> {
+        self.fire_due_with(ctx, now, &mut |_, _| {})
+    }
+
+    /// [`Timers::fire_due`], calling `around(owner, true)` before each
+    /// callback and `around(owner, false)` after it (the worker runs the
+    /// promise jobs a callback queued as that callback's call).
+    pub(crate) fn fire_due_with<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        now: Instant,
+        around: &mut dyn FnMut(Option<u64>, bool),
+    ) -> Vec<TimerFailure<'js>> {
         let mut due = Vec::new();
         {
             let mut state = self.0.borrow_mut();
@@ -182,7 +194,10 @@ impl Timers {
             // The owner runs again while its callback does: timers it sets
             // are its own too.
             self.set_owner(owner);
-            if let Err(thrown) = run(ctx, callback, args) {
+            around(owner, true);
+            let ran = run(ctx, callback, args);
+            around(owner, false);
+            if let Err(thrown) = ran {
                 failures.push(TimerFailure { owner, thrown });
             }
         }

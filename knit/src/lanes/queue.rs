@@ -92,9 +92,14 @@ impl SharedQueue {
 
     /// Spins up to `spin`, then sleeps until a job may be waiting or the
     /// queue closes.
-    pub(crate) fn wait(&self, spin: Duration, until: Option<Instant>, woken: impl Fn() -> bool) {
+    pub(crate) fn wait(
+        &self,
+        spin: Duration,
+        until: Option<Instant>,
+        mut woken: impl FnMut() -> bool,
+    ) {
         let mut budget = SpinBudget::new(spin, 32);
-        let ready = || !self.jobs.is_empty() || self.is_closed() || woken();
+        let mut ready = || !self.jobs.is_empty() || self.is_closed() || woken();
         while !ready() {
             if budget.tick().is_some_and(|now| budget.spent(now)) {
                 break;

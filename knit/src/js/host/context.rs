@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use rquickjs::{Context, Ctx, Function, Persistent, Runtime};
 
-use super::{console_source, exposed, EngineState};
+use super::{console_source, exposed, EngineState, JOBS_PER_TURN};
 use crate::error::CallError;
 use crate::js::console;
 use crate::js::convert::ConvertCache;
@@ -99,7 +99,22 @@ impl JsContext {
             return;
         }
         self.ctx.with(|ctx| {
-            for failure in self.timers.fire_due(&ctx, now) {
+            // Jobs left from before belong to no known call.
+            run_jobs_in(&ctx, JOBS_PER_TURN);
+            // A timer's callback runs as the call that set it (if that call
+            // still waits), and so do the jobs it queues (the continuation
+            // of an `await` on the timer, typically): the interrupt handler
+            // and the console then know the call.
+            let mut around = |owner: Option<u64>, before: bool| {
+                if before {
+                    let waiting = owner.filter(|c| state.pending.borrow().contains_key(c));
+                    state.current.set(waiting);
+                } else {
+                    run_jobs_in(&ctx, JOBS_PER_TURN);
+                    state.current.set(None);
+                }
+            };
+            for failure in self.timers.fire_due_with(&ctx, now, &mut around) {
                 let error = js_error_of(&ctx, failure.thrown);
                 match failure.owner {
                     Some(call) => {
@@ -118,13 +133,7 @@ impl JsContext {
 
     /// Runs up to `max` queued promise jobs (of any context of the runtime).
     pub(crate) fn run_jobs(&self, max: usize) {
-        self.ctx.with(|ctx| {
-            for _ in 0..max {
-                if !ctx.execute_pending_job() {
-                    break;
-                }
-            }
-        });
+        self.ctx.with(|ctx| run_jobs_in(&ctx, max));
     }
 
     /// Drops what holds engine values, before the context goes.
@@ -134,5 +143,14 @@ impl JsContext {
         drop(self.modules);
         drop(self.convert);
         drop(self.ctx);
+    }
+}
+
+/// Runs up to `max` queued promise jobs (of any context of the runtime).
+fn run_jobs_in(ctx: &Ctx<'_>, max: usize) {
+    for _ in 0..max {
+        if !ctx.execute_pending_job() {
+            break;
+        }
     }
 }

@@ -337,7 +337,12 @@ pub(super) fn serve<H: LaneHost>(
         let idle = w.idle();
         let tasks = &w.tasks;
         match queue {
-            Some(queue) => queue.wait(cx.host.idle_spin(), until, || tasks.woken()),
+            // The worker's own ring too: a call sent there (a session's) is
+            // followed by a nudge, which a look at the ring after reading
+            // the queue's sequence cannot miss.
+            Some(queue) => queue.wait(cx.host.idle_spin(), until, || {
+                tasks.woken() || end.requests.has_pending()
+            }),
             None => {
                 end.requests.wait_or(until, || tasks.woken());
             }
