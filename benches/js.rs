@@ -28,7 +28,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::rc::Rc;
 use std::time::Duration;
 
-use knit::js::{from_js, from_wire, to_js, to_wire, JsModule, JsOptions, WireLimits};
+use knit::js::{from_wire, to_wire, Converter, JsModule, JsOptions, WireLimits};
 use knit::{create_pool, Pool, PoolOptions};
 use knit_bench::cli::Args;
 use knit_bench::pin_to;
@@ -154,19 +154,21 @@ fn quickjs_evals(iters: u64, pool: Option<&Pool>) -> Duration {
 /// `iters` trips of a 5-field struct to JS and back, knit's way: serde into
 /// knit's JS wire form, the wire bytes into engine values, the engine values
 /// back into wire bytes, serde out (what a JS call's argument and result
-/// cost, without the ring).
+/// cost, without the ring), through a `Converter` as a worker converts
+/// (its context's key atoms and object shapes cached).
 fn knit_wire_trips(iters: u64) -> Duration {
     pin_to(0);
     let item = item();
     let limits = WireLimits::default();
     let (mut arg, mut res) = (Vec::with_capacity(256), Vec::with_capacity(256));
     with_math(|ctx, _| {
+        let mut conv = Converter::new(ctx);
         timed(iters / 10 + 10, iters, |_| {
             arg.clear();
             to_wire(black_box(&item), &mut arg).expect("to_wire");
-            let v = to_js(ctx, &arg).expect("to_js");
+            let v = conv.to_js(&arg).expect("to_js");
             res.clear();
-            from_js(ctx, &v, &mut res, &limits).expect("from_js");
+            conv.from_js(&v, &mut res, &limits).expect("from_js");
             let back: Item = from_wire(&res).expect("from_wire");
             black_box(back);
         })
