@@ -238,3 +238,18 @@ fn an_async_task_may_await_a_js_call_on_its_own_lane() {
         .wait();
     assert_eq!(r, Ok(42));
 }
+
+/// BUG: a laned call that is pending (its future started, `status.stop()`
+/// called while it waits) looks "not started" to the early-settle handshake
+/// (`LaneWorkers::runs` sees no worker on it, `laned_ran` sees no
+/// RUNNING/RESULT bit), so `cancel` reports `BeforeRun` ("will never run")
+/// for a task that has already run up to its first await. FAILS now.
+#[test]
+fn cancelling_a_pending_async_call_says_it_was_running() {
+    let pool = one();
+    let c = pool.call.rv_nap(2000);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(c.cancel(), knit::Cancelled::WhileRunning);
+    assert_eq!(c.wait(), Err(CallError::Aborted));
+    assert_eq!(drained(&pool), 0);
+}
