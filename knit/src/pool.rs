@@ -275,6 +275,9 @@ impl Pool {
         for lane in &shared.lanes {
             let mut sender = lane.lock();
             pending.extend(lane.workers().running());
+            // Async tasks' and JS calls waiting on their worker, which may
+            // be busy with something else for a long time.
+            pending.extend(lane.waiting());
             sender.queued_calls(&mut pending);
         }
         if let Some(queue) = &shared.queue {

@@ -45,35 +45,41 @@ fn drained(pool: &Pool) -> u64 {
     }
 }
 
-/// BUG: a pending call that timed out raises its abort flag, and until the
+/// Was a bug (fixed): a pending call that timed out raises its abort flag, and until the
 /// worker's next sweep *forgets* it, `should_interrupt` interrupts every
 /// promise job on the worker (`current` is `None` while jobs run). The
 /// module docs say the loop forgets stopped calls before it runs jobs; it
 /// does not (`Worker::turn` runs `engine.turn()` first, and `complete`
 /// runs `JOBS_AFTER_CALL` jobs of a freshly begun call before any sweep).
-/// An innocent call fails. FAILS now.
+/// An innocent call fails.
 #[test]
 fn a_timed_out_pending_call_does_not_interrupt_another_calls_jobs() {
     let pool = pool_with(1, "", Default::default());
     let hang = pool.js("m", "hang");
     let spin = pool.js("m", "spin");
-    let r: Result<(), _> = hang.apply(Vec::<u8>::new()).timeout(Duration::from_millis(5)).wait();
+    let r: Result<(), _> = hang
+        .apply(Vec::<u8>::new())
+        .timeout(Duration::from_millis(5))
+        .wait();
     assert_eq!(r, Err(CallError::Timeout));
     let at = Instant::now();
     let r: Result<u64, _> = spin.call(100).timeout(Duration::from_secs(3)).wait();
     assert_eq!(r, Ok(100), "after {:?}", at.elapsed());
 }
 
-/// BUG: `finish_pending` ends engine calls only when no timer is left; a
+/// Was a bug (fixed): `finish_pending` ends engine calls only when no timer is left; a
 /// bootstrap `setInterval` keeps a timer forever, so a call pending on a
 /// promise nothing resolves keeps the worker alive after close: `shutdown`
-/// never returns. FAILS now (`shutdown_timeout` gives up).
+/// never returns. (`shutdown_timeout` gave up.)
 #[test]
 fn a_global_interval_does_not_keep_a_closed_worker_alive() {
     let pool = pool_with(1, "setInterval(() => {}, 5);", Default::default());
     let hang: knit::Call<()> = pool.js("m", "hang").apply(Vec::<u8>::new());
     std::thread::sleep(Duration::from_millis(30));
-    assert!(pool.shutdown_timeout(Duration::from_secs(2)), "the worker did not exit");
+    assert!(
+        pool.shutdown_timeout(Duration::from_secs(2)),
+        "the worker did not exit"
+    );
     drop(hang);
 }
 
@@ -143,7 +149,11 @@ fn shutdown_now_with_pending_js_calls() {
     for c in calls {
         assert_eq!(c.wait(), Err(CallError::Closed));
     }
-    assert!(at.elapsed() < Duration::from_millis(500), "{:?}", at.elapsed());
+    assert!(
+        at.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        at.elapsed()
+    );
     assert!(pool.shutdown_timeout(Duration::from_secs(2)));
 }
 
@@ -176,9 +186,9 @@ fn a_session_dropped_with_pending_calls() {
     assert!(pool.shutdown_timeout(Duration::from_secs(2)));
 }
 
-/// BUG: `JsTask::apply` documents "`()` is no argument", but the unit value
+/// Was a bug (fixed): `JsTask::apply` documents "`()` is no argument", but the unit value
 /// is refused by the worker ("arguments must be a tuple, an array or a
-/// sequence"). FAILS now.
+/// sequence").
 #[test]
 fn apply_unit_is_no_argument() {
     let pool = pool_with(1, "", Default::default());

@@ -3,7 +3,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+#[cfg(feature = "js")]
+use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -115,12 +117,12 @@ fn unwinding_worker_without_pending_loses_its_call() {
     assert_eq!(pool.call.rv_nap(1).wait(), Ok(1));
 }
 
-/// BUG: with an async task pending on the worker, `AsyncTasks::drop`
+/// Was a bug (fixed): with an async task pending on the worker, `AsyncTasks::drop`
 /// (run while the worker unwinds) settles it through `run::settle`, which
 /// calls `status.stop()`: the DeathWatch then finds no current call (so no
 /// `runner_lost`), and the lane replacement's `retire()` keeps no frame back,
 /// so the call that was running when the worker died is redelivered to the
-/// new worker and RUNS AGAIN. FAILS now (the task body runs twice).
+/// new worker and RUNS AGAIN. (The task body ran twice.)
 #[test]
 fn unwinding_worker_with_a_pending_async_task_loses_the_running_call() {
     let pool = one();
@@ -142,10 +144,10 @@ fn unwinding_worker_with_a_pending_async_task_loses_the_running_call() {
     assert_eq!(drained(&pool), 0);
 }
 
-/// BUG: `shutdown_now` promises to settle every unfinished call at once,
+/// Was a bug (fixed): `shutdown_now` promises to settle every unfinished call at once,
 /// but a pending async task is neither running nor queued: only its worker's
 /// next `turn` settles it, which waits for whatever sync task that worker
-/// runs. FAILS now (the pending call settles after ~1.5 s).
+/// runs. (The pending call settled after ~1.5 s.)
 #[test]
 fn shutdown_now_settles_pending_async_calls_at_once() {
     let pool = one();
@@ -158,7 +160,10 @@ fn shutdown_now_settles_pending_async_calls_at_once() {
     assert_eq!(pending.wait(), Err(CallError::Closed));
     let took = at.elapsed();
     assert_eq!(blocking.wait(), Err(CallError::Closed));
-    assert!(took < Duration::from_millis(500), "pending call settled after {took:?}");
+    assert!(
+        took < Duration::from_millis(500),
+        "pending call settled after {took:?}"
+    );
 }
 
 /// Exactly once under random timeouts and cancels, with `in_flight` back to
@@ -207,8 +212,10 @@ fn async_calls_with_random_timeouts_and_cancels_settle_once() {
     }
 }
 
+#[cfg(feature = "js")]
 static SELF_POOL: OnceLock<Pool> = OnceLock::new();
 
+#[cfg(feature = "js")]
 #[knit::task]
 async fn rv_awaits_js_on_own_lane(_: ()) -> Result<i64, String> {
     let pool = SELF_POOL.get().unwrap();
@@ -216,10 +223,10 @@ async fn rv_awaits_js_on_own_lane(_: ()) -> Result<i64, String> {
     c.await.map_err(|e| e.to_string())
 }
 
-/// BUG: an async task that awaits a JS call its own lane got (one worker)
-/// fails with `WouldDeadlock` (`progress_on_worker` treats a poll like a
-/// blocking wait), although the worker's event loop would run the JS call
-/// while the future waits. FAILS now.
+/// Was a bug: an async task that awaits a JS call its own lane got (one
+/// worker) failed with `WouldDeadlock` (a poll was treated like a blocking
+/// wait), although the worker's event loop runs the JS call while the
+/// future waits.
 #[cfg(feature = "js")]
 #[test]
 fn an_async_task_may_await_a_js_call_on_its_own_lane() {
@@ -239,11 +246,12 @@ fn an_async_task_may_await_a_js_call_on_its_own_lane() {
     assert_eq!(r, Ok(42));
 }
 
-/// BUG: a laned call that is pending (its future started, `status.stop()`
+/// Was a bug (fixed): a laned call that is pending (its future started, `status.stop()`
 /// called while it waits) looks "not started" to the early-settle handshake
 /// (`LaneWorkers::runs` sees no worker on it, `laned_ran` sees no
 /// RUNNING/RESULT bit), so `cancel` reports `BeforeRun` ("will never run")
-/// for a task that has already run up to its first await. FAILS now.
+/// for a task that has already run up to its first await. Was a bug: a call
+/// that goes pending now says it started (`CallTable::mark_waiting`).
 #[test]
 fn cancelling_a_pending_async_call_says_it_was_running() {
     let pool = one();

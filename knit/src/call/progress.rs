@@ -31,7 +31,7 @@ impl<T: DeserializeOwned> Call<T> {
                 // SAFETY: an `InFlight` state holds its slot (see `held`).
                 unsafe { pool.get() }.run_inline_until(*ticket, until);
             }
-            _ => self.progress_on_worker(),
+            _ => self.progress_on_worker(true),
         }
     }
 
@@ -53,7 +53,7 @@ impl<T: DeserializeOwned> Call<T> {
                 moved
             }
             _ => {
-                self.progress_on_worker();
+                self.progress_on_worker(false);
                 true
             }
         }
@@ -62,8 +62,10 @@ impl<T: DeserializeOwned> Call<T> {
     /// On a worker of the call's own pool, about to wait for it: a call this
     /// worker made is run here unless someone has begun to run it; a laned
     /// call still queued on this very worker's lane can never run while its
-    /// worker waits, so it fails at once with `CallError::WouldDeadlock`.
-    fn progress_on_worker(&self) {
+    /// worker waits (`blocking`), so it fails at once with
+    /// `CallError::WouldDeadlock`. A future polling it (an async task on
+    /// the worker's loop) is no deadlock: the loop runs the call meanwhile.
+    fn progress_on_worker(&self, blocking: bool) {
         let State::InFlight {
             ticket,
             pool,
@@ -86,7 +88,8 @@ impl<T: DeserializeOwned> Call<T> {
                 run_claimable(shared, *ticket, entry, input, here.number, || {});
             }
             Via::Lane
-                if !here.retired
+                if blocking
+                    && !here.retired
                     && shared.table.queued_on_lane(*ticket) == Some(here.index as u32) =>
             {
                 shared.settle_early(*ticket, CallError::WouldDeadlock);

@@ -205,6 +205,15 @@ impl Timers {
         failures
     }
 
+    /// Whether a timer set by a call `owned` says yes to is still set.
+    pub(crate) fn any_owned(&self, owned: impl Fn(u64) -> bool) -> bool {
+        self.0
+            .borrow()
+            .timers
+            .values()
+            .any(|t| t.owner.is_some_and(&owned))
+    }
+
     /// Clears every timer `owner` set; returns how many.
     pub(crate) fn clear_owned_by(&self, owner: u64) -> usize {
         let gone: Vec<Timer> = {

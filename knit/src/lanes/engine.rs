@@ -37,6 +37,10 @@ pub(crate) trait Engine {
     /// When the engine next has work by itself (its earliest timer).
     fn next_deadline(&self) -> Option<Instant>;
 
+    /// Once the pool is closed: whether a pending call may still settle (a
+    /// timer it set is still set). `false` ends them.
+    fn pending_may_settle(&self) -> bool;
+
     /// Stops tracking pending call `call` (its caller has an outcome).
     fn forget(&mut self, call: u64);
 
@@ -67,6 +71,9 @@ impl Engine for NoEngine {
         match *self {}
     }
     fn forget(&mut self, _: u64) {
+        match *self {}
+    }
+    fn pending_may_settle(&self) -> bool {
         match *self {}
     }
     fn record(&self, _: &super::thread::ThreadLane, _: bool) {

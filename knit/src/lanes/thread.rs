@@ -121,6 +121,9 @@ pub(crate) struct ThreadLane {
     pub run: Histogram,
     /// Times this lane got a new worker.
     pub restarts: AtomicU64,
+    /// Calls its workers keep pending (async tasks' and an engine's, which
+    /// wait without running): `shutdown_now` settles them too.
+    waiting: Mutex<Vec<u64>>,
     /// JS calls its worker's engine began, and its heap's size in bytes.
     pub js_calls: AtomicU64,
     pub js_memory: AtomicU64,
@@ -152,6 +155,7 @@ impl ThreadLane {
             wait: Histogram::new(),
             run: Histogram::new(),
             restarts: AtomicU64::new(0),
+            waiting: Mutex::new(Vec::new()),
             js_calls: AtomicU64::new(0),
             js_memory: AtomicU64::new(0),
             engine_measured: std::sync::Mutex::new(None),
@@ -301,6 +305,28 @@ impl ThreadLane {
                 self.js_memory.store(memory(), Ordering::Relaxed);
             }
         }
+    }
+
+    /// Records that call `call` waits on this lane's worker (pending).
+    pub(crate) fn wait_began(&self, call: u64) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(call);
+    }
+
+    /// Records that pending call `call` is no longer waiting.
+    pub(crate) fn wait_ended(&self, call: u64) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = waiting.iter().position(|&c| c == call) {
+            waiting.swap_remove(i);
+        }
+    }
+
+    /// The calls pending on this lane's workers now.
+    pub(crate) fn waiting(&self) -> Vec<Ticket> {
+        let waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.iter().map(|&c| Ticket::from_call_id(c)).collect()
     }
 
     /// Whether the lane's worker thread is still running.

@@ -425,6 +425,22 @@ impl CallTable {
         }
     }
 
+    /// Runner-held call `t` (claimed with `claim`) goes on waiting without
+    /// running (an async task's or a JS call's): its state says it started,
+    /// since no worker's status will (an early settler then reports it as
+    /// started, and it is not "queued" any more). Returns the claim to
+    /// finish it with.
+    pub(crate) fn mark_waiting(&self, t: Ticket, claim: Claim) -> Claim {
+        let Claim::Lane = claim else {
+            // Claimed by compare-and-swap: RUNNING says so already.
+            return claim;
+        };
+        if let Some((old, new)) = self.transition(t, |_| RUNNING, |s| s & (RUNNING | RESULT) == 0) {
+            self.after_held(t, old, new);
+        }
+        Claim::LaneCas
+    }
+
     /// The runner that claimed `t` (holding `claim`: RUNNING, LANED or both)
     /// hands over its outcome (dropped if the call was settled early
     /// meanwhile). Returns whether this outcome is the call's.

@@ -252,9 +252,11 @@ fn wait_on<'js>(
     };
     let on_value = Function::new(ctx.clone(), on_value)?;
     let on_error = Function::new(ctx.clone(), on_error)?;
-    state.pending.borrow_mut().insert(call, session);
     let then: Function = promise.get("then")?;
     then.call::<_, Value>((This(promise.clone()), on_value, on_error))?;
+    // Only once `then` took the reactions (it may throw: a script can
+    // replace it), or a call that settled at once would stay listed.
+    state.pending.borrow_mut().insert(call, session);
     Ok(())
 }
 

@@ -16,8 +16,10 @@
 //! known), when any call pending on this worker has its stop flag up. JS
 //! cannot catch the interrupt. A job of another call that happens to run
 //! while such a flag is raised is interrupted too: the price of not knowing
-//! whose job it is (the loop forgets stopped calls before it runs jobs, so
-//! that window is one job long).
+//! whose job it is (each turn forgets stopped calls before it runs jobs, so
+//! only a flag raised while a job runs can do that). The jobs a call's own
+//! code queued, run right after it, and the callback of a timer a pending
+//! call set with the jobs that callback queued, run as that call.
 
 mod calls;
 mod context;
@@ -130,6 +132,9 @@ impl JsEngine {
     /// Runs due timers and promise jobs; returns the calls that settled.
     /// Reads the clock only if a timer is set.
     pub(crate) fn turn(&mut self) -> Vec<(u64, Outcome)> {
+        if !self.state.pending.borrow().is_empty() {
+            self.forget_done();
+        }
         let state = self.state.clone();
         let now = self.next_deadline().map(|_| Instant::now());
         for cx in self.main.iter().chain(self.sessions.values()) {
@@ -164,12 +169,39 @@ impl JsEngine {
     /// Stops tracking pending call `call` (it was settled early) and clears
     /// the timers it set.
     pub(crate) fn forget(&mut self, call: u64) {
-        if self.state.pending.borrow_mut().remove(&call).is_none() {
-            return;
-        }
+        self.state.pending.borrow_mut().remove(&call);
         for cx in self.main.iter().chain(self.sessions.values()) {
             cx.timers.clear_owned_by(call);
         }
+    }
+
+    /// Forgets the pending calls whose caller already has an outcome, before
+    /// jobs run: while a job runs, the interrupt handler stops it if any
+    /// pending call's stop flag is up, and a stopped call must not make it
+    /// stop another call's job. (The worker still ends their claims.)
+    fn forget_done(&mut self) {
+        let table = &self.state.table;
+        let done: Vec<u64> = self
+            .state
+            .pending
+            .borrow()
+            .keys()
+            .copied()
+            .filter(|&c| table.is_done(Ticket::from_call_id(c)))
+            .collect();
+        for call in done {
+            self.forget(call);
+        }
+    }
+
+    /// Whether a timer set by a pending call is still set (after the pool
+    /// closed, a pending call with none can never settle).
+    pub(crate) fn pending_have_timers(&self) -> bool {
+        let pending = self.state.pending.borrow();
+        self.main
+            .iter()
+            .chain(self.sessions.values())
+            .any(|cx| cx.timers.any_owned(|c| pending.contains_key(&c)))
     }
 
     /// Bytes the engine's heap uses now.
@@ -236,6 +268,10 @@ impl crate::lanes::Engine for JsEngine {
 
     fn next_deadline(&self) -> Option<Instant> {
         JsEngine::next_deadline(self)
+    }
+
+    fn pending_may_settle(&self) -> bool {
+        self.pending_have_timers()
     }
 
     fn forget(&mut self, call: u64) {

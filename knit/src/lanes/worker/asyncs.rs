@@ -147,7 +147,9 @@ impl<'a, H: LaneHost> AsyncTasks<'a, H> {
         match poll(&mut task) {
             Some(outcome) => self.finish(ticket, outcome, task.claim, task.started),
             None => {
+                task.claim = cx.host.table().mark_waiting(ticket, task.claim);
                 self.tasks.insert(call, task);
+                self.lane.wait_began(call);
                 // Not running any more: it waits.
                 cx.status.stop();
             }
@@ -166,6 +168,7 @@ impl<'a, H: LaneHost> AsyncTasks<'a, H> {
                 };
                 if let Some(outcome) = poll(task) {
                     let task = self.tasks.remove(&call).expect("polled above");
+                    self.lane.wait_ended(call);
                     self.finish(
                         Ticket::from_call_id(call),
                         outcome,
@@ -193,6 +196,7 @@ impl<'a, H: LaneHost> AsyncTasks<'a, H> {
             .collect();
         for call in gone {
             let task = self.tasks.remove(&call).expect("listed above");
+            self.lane.wait_ended(call);
             let (claim, started) = (task.claim, task.started);
             drop(task.future);
             let e = if end(call) {
@@ -230,7 +234,12 @@ fn poll(task: &mut Task) -> Option<Outcome> {
 
 impl<H: LaneHost> Drop for AsyncTasks<'_, H> {
     fn drop(&mut self) {
+        // Reached when the worker unwinds (or leaves with tasks it could
+        // not finish): `settle` leaves the worker idle, but the death watch
+        // must still find the call it was running then.
+        let running = self.cx.status.current();
         for (call, task) in std::mem::take(&mut self.tasks) {
+            self.lane.wait_ended(call);
             let (claim, started) = (task.claim, task.started);
             drop(task.future);
             let outcome = Outcome::Failed(CallError::WorkerLost);
@@ -242,6 +251,9 @@ impl<H: LaneHost> Drop for AsyncTasks<'_, H> {
                 claim,
                 started,
             );
+        }
+        if let Some(t) = running {
+            self.cx.status.begin(t);
         }
     }
 }

@@ -35,7 +35,7 @@ const SWEEP_EVERY: Duration = Duration::from_millis(20);
 
 /// How long a closed worker with async tasks still pending naps between
 /// looks (its ring cannot wake it any more).
-const CLOSED_NAP: Duration = Duration::from_millis(1);
+const CLOSED_NAP: Duration = Duration::from_millis(5);
 
 /// The claims of the engine's calls that wait. Dropped by a worker that
 /// unwinds: every call in it fails with `WorkerLost` then, instead of
@@ -50,6 +50,7 @@ impl<H: LaneHost> Pending<'_, H> {
     /// Delivers `outcome` for pending call `call`.
     fn settle(&mut self, call: u64, outcome: Outcome) {
         if let Some((claim, started)) = self.claims.remove(&call) {
+            self.lane.wait_ended(call);
             settle(
                 self.cx,
                 self.lane,
@@ -78,7 +79,11 @@ impl<H: LaneHost> Pending<'_, H> {
 
 impl<H: LaneHost> Drop for Pending<'_, H> {
     fn drop(&mut self) {
+        // As `AsyncTasks`' drop: the death watch must still find the call
+        // the worker was running.
+        let running = self.cx.status.current();
         for (call, (claim, started)) in std::mem::take(&mut self.claims) {
+            self.lane.wait_ended(call);
             let outcome = Outcome::Failed(CallError::WorkerLost);
             settle(
                 self.cx,
@@ -88,6 +93,9 @@ impl<H: LaneHost> Drop for Pending<'_, H> {
                 claim,
                 started,
             );
+        }
+        if let Some(t) = running {
+            self.cx.status.begin(t);
         }
     }
 }
@@ -214,9 +222,13 @@ impl<H: LaneHost> Worker<'_, H> {
                 return;
             }
             let timer = self.engine.as_ref().and_then(|e| e.next_deadline());
-            if let (Some(engine), None) = (self.engine.as_mut(), timer) {
-                self.pending
-                    .end_where(engine, |_| true, || CallError::Closed);
+            if let Some(engine) = self.engine.as_mut() {
+                // A global timer (a bootstrap's `setInterval`) keeps
+                // nothing alive: only one a pending call set may settle it.
+                if timer.is_none() || !engine.pending_may_settle() {
+                    self.pending
+                        .end_where(engine, |_| true, || CallError::Closed);
+                }
             }
             if self.idle() {
                 return;
@@ -381,7 +393,9 @@ fn begin_in_engine<H: LaneHost>(
     match engine.begin(ticket, task_id, input) {
         Begun::Done(outcome) => settle(cx, lane, ticket, outcome, claim, started),
         Begun::Pending => {
+            let claim = cx.host.table().mark_waiting(ticket, claim);
             pending.claims.insert(ticket.call_id(), (claim, started));
+            lane.wait_began(ticket.call_id());
             // Not running any more: it waits.
             cx.status.stop();
         }
