@@ -18,7 +18,7 @@ use std::time::Instant;
 use super::super::host::LaneHost;
 use super::super::thread::ThreadLane;
 use super::context::WorkerContext;
-use super::run::settle;
+use super::run::{begin_waiting, lose_waiting, settle, settle_waiting};
 use crate::cx::TaskCx;
 use crate::error::CallError;
 use crate::registry::{AsyncRunFn, TaskFuture};
@@ -147,11 +147,8 @@ impl<'a, H: LaneHost> AsyncTasks<'a, H> {
         match poll(&mut task) {
             Some(outcome) => self.finish(ticket, outcome, task.claim, task.started),
             None => {
-                task.claim = cx.host.table().mark_waiting(ticket, task.claim);
+                task.claim = begin_waiting(cx, self.lane, ticket, task.claim);
                 self.tasks.insert(call, task);
-                self.lane.wait_began(call);
-                // Not running any more: it waits.
-                cx.status.stop();
             }
         }
     }
@@ -168,9 +165,11 @@ impl<'a, H: LaneHost> AsyncTasks<'a, H> {
                 };
                 if let Some(outcome) = poll(task) {
                     let task = self.tasks.remove(&call).expect("polled above");
-                    self.lane.wait_ended(call);
-                    self.finish(
-                        Ticket::from_call_id(call),
+                    let ticket = Ticket::from_call_id(call);
+                    settle_waiting(
+                        self.cx,
+                        self.lane,
+                        ticket,
                         outcome,
                         task.claim,
                         task.started,
@@ -188,27 +187,33 @@ impl<'a, H: LaneHost> AsyncTasks<'a, H> {
             return;
         }
         let table = self.cx.host.table();
-        let gone: Vec<u64> = self
+        // Each with its error: `end`'s calls end `Closed`, the others were
+        // settled early already (their error is only the claim's end).
+        let gone: Vec<(u64, CallError)> = self
             .tasks
             .keys()
-            .copied()
-            .filter(|&c| end(c) || table.is_done(Ticket::from_call_id(c)))
+            .filter_map(|&c| {
+                if end(c) {
+                    Some((c, CallError::Closed))
+                } else {
+                    table
+                        .is_done(Ticket::from_call_id(c))
+                        .then_some((c, CallError::Aborted))
+                }
+            })
             .collect();
-        for call in gone {
+        for (call, error) in gone {
             let task = self.tasks.remove(&call).expect("listed above");
-            self.lane.wait_ended(call);
-            let (claim, started) = (task.claim, task.started);
             drop(task.future);
-            let e = if end(call) {
-                CallError::Closed
-            } else {
-                CallError::Aborted
-            };
-            self.finish(
-                Ticket::from_call_id(call),
-                Outcome::Failed(e),
-                claim,
-                started,
+            let ticket = Ticket::from_call_id(call);
+            let outcome = Outcome::Failed(error);
+            settle_waiting(
+                self.cx,
+                self.lane,
+                ticket,
+                outcome,
+                task.claim,
+                task.started,
             );
         }
     }
@@ -234,26 +239,13 @@ fn poll(task: &mut Task) -> Option<Outcome> {
 
 impl<H: LaneHost> Drop for AsyncTasks<'_, H> {
     fn drop(&mut self) {
-        // Reached when the worker unwinds (or leaves with tasks it could
-        // not finish): `settle` leaves the worker idle, but the death watch
-        // must still find the call it was running then.
-        let running = self.cx.status.current();
-        for (call, task) in std::mem::take(&mut self.tasks) {
-            self.lane.wait_ended(call);
-            let (claim, started) = (task.claim, task.started);
-            drop(task.future);
-            let outcome = Outcome::Failed(CallError::WorkerLost);
-            settle(
-                self.cx,
-                self.lane,
-                Ticket::from_call_id(call),
-                outcome,
-                claim,
-                started,
-            );
-        }
-        if let Some(t) = running {
-            self.cx.status.begin(t);
-        }
+        // Each future is dropped before its call is settled.
+        let calls = std::mem::take(&mut self.tasks)
+            .into_iter()
+            .map(|(call, task)| {
+                drop(task.future);
+                (Ticket::from_call_id(call), task.claim, task.started)
+            });
+        lose_waiting(self.cx, self.lane, calls);
     }
 }

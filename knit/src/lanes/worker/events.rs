@@ -23,7 +23,7 @@ use super::super::host::LaneHost;
 use super::super::thread::ThreadLane;
 use super::asyncs::AsyncTasks;
 use super::context::WorkerContext;
-use super::run::{claim, run_call, settle, skip, Met};
+use super::run::{begin_waiting, claim, lose_waiting, run_call, settle, settle_waiting, skip, Met};
 use crate::error::{CallError, PayloadError};
 use crate::table::{Claim, Outcome, Ticket};
 
@@ -50,15 +50,8 @@ impl<H: LaneHost> Pending<'_, H> {
     /// Delivers `outcome` for pending call `call`.
     fn settle(&mut self, call: u64, outcome: Outcome) {
         if let Some((claim, started)) = self.claims.remove(&call) {
-            self.lane.wait_ended(call);
-            settle(
-                self.cx,
-                self.lane,
-                Ticket::from_call_id(call),
-                outcome,
-                claim,
-                started,
-            );
+            let ticket = Ticket::from_call_id(call);
+            settle_waiting(self.cx, self.lane, ticket, outcome, claim, started);
         }
     }
 
@@ -79,24 +72,11 @@ impl<H: LaneHost> Pending<'_, H> {
 
 impl<H: LaneHost> Drop for Pending<'_, H> {
     fn drop(&mut self) {
-        // As `AsyncTasks`' drop: the death watch must still find the call
-        // the worker was running.
-        let running = self.cx.status.current();
-        for (call, (claim, started)) in std::mem::take(&mut self.claims) {
-            self.lane.wait_ended(call);
-            let outcome = Outcome::Failed(CallError::WorkerLost);
-            settle(
-                self.cx,
-                self.lane,
-                Ticket::from_call_id(call),
-                outcome,
-                claim,
-                started,
-            );
-        }
-        if let Some(t) = running {
-            self.cx.status.begin(t);
-        }
+        let calls = std::mem::take(&mut self.claims);
+        let calls = calls
+            .into_iter()
+            .map(|(call, (claim, started))| (Ticket::from_call_id(call), claim, started));
+        lose_waiting(self.cx, self.lane, calls);
     }
 }
 
@@ -393,11 +373,8 @@ fn begin_in_engine<H: LaneHost>(
     match engine.begin(ticket, task_id, input) {
         Begun::Done(outcome) => settle(cx, lane, ticket, outcome, claim, started),
         Begun::Pending => {
-            let claim = cx.host.table().mark_waiting(ticket, claim);
+            let claim = begin_waiting(cx, lane, ticket, claim);
             pending.claims.insert(ticket.call_id(), (claim, started));
-            lane.wait_began(ticket.call_id());
-            // Not running any more: it waits.
-            cx.status.stop();
         }
     }
 }

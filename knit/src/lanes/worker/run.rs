@@ -155,3 +155,52 @@ pub(crate) fn settle<H: LaneHost>(
     // the call then also sees the RESULT it set.
     cx.status.stop();
 }
+
+/// Call `ticket`, claimed with `claim`, goes on waiting without running (an
+/// async task's future, an engine's promise): its state says it started,
+/// its lane lists it (for `shutdown_now`), and the worker is idle again.
+/// Returns the claim to settle it with ([`settle_waiting`]).
+pub(crate) fn begin_waiting<H: LaneHost>(
+    cx: &WorkerContext<H>,
+    lane: &ThreadLane,
+    ticket: Ticket,
+    claim: Claim,
+) -> Claim {
+    let claim = cx.host.table().mark_waiting(ticket, claim);
+    lane.wait_began(ticket.call_id());
+    cx.status.stop();
+    claim
+}
+
+/// [`settle`] for a call that waited ([`begin_waiting`]).
+pub(crate) fn settle_waiting<H: LaneHost>(
+    cx: &WorkerContext<H>,
+    lane: &ThreadLane,
+    ticket: Ticket,
+    outcome: Outcome,
+    claim: Claim,
+    started: Option<Instant>,
+) {
+    lane.wait_ended(ticket.call_id());
+    settle(cx, lane, ticket, outcome, claim, started);
+}
+
+/// Fails with `WorkerLost` the waiting calls a worker leaves behind (it
+/// unwinds, or leaves with calls it cannot finish). `settle` leaves the
+/// worker idle, but the call it was running, if any, stays its current
+/// one: the death watch must still find it (or a frame still in the ring
+/// would be run a second time by the lane's next worker).
+pub(crate) fn lose_waiting<H: LaneHost>(
+    cx: &WorkerContext<H>,
+    lane: &ThreadLane,
+    calls: impl IntoIterator<Item = (Ticket, Claim, Option<Instant>)>,
+) {
+    let running = cx.status.current();
+    for (ticket, claim, started) in calls {
+        let outcome = Outcome::Failed(CallError::WorkerLost);
+        settle_waiting(cx, lane, ticket, outcome, claim, started);
+    }
+    if let Some(t) = running {
+        cx.status.begin(t);
+    }
+}
