@@ -1,54 +1,12 @@
 //! Async tasks share their worker's loop: many in flight on one worker, woken by their wakers from other threads; a budget drops the future.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use knit::{create_pool, CallError, PoolOptions};
 
-/// A future that completes `after` from its first poll, woken by a thread
-/// of its own (no runtime needed).
-struct Sleep {
-    after: Duration,
-    state: Arc<Mutex<(bool, Option<Waker>)>>,
-    started: bool,
-}
-
-impl Future for Sleep {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = self.state.lock().unwrap();
-        if state.0 {
-            return Poll::Ready(());
-        }
-        state.1 = Some(cx.waker().clone());
-        drop(state);
-        if !self.started {
-            self.started = true;
-            let (after, state) = (self.after, self.state.clone());
-            std::thread::spawn(move || {
-                std::thread::sleep(after);
-                let mut s = state.lock().unwrap();
-                s.0 = true;
-                if let Some(w) = s.1.take() {
-                    w.wake();
-                }
-            });
-        }
-        Poll::Pending
-    }
-}
-
-fn sleep(after: Duration) -> Sleep {
-    Sleep {
-        after,
-        state: Arc::new(Mutex::new((false, None))),
-        started: false,
-    }
-}
+mod support;
+use support::sleep;
 
 static DROPPED: AtomicUsize = AtomicUsize::new(0);
 

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use knit::js::{JsModule, JsOptions};
 use knit::{create_pool, CallError, Pool, PoolOptions};
 
+mod support;
+use support::drained;
+
 const MODULE: &str = "
 export async function hang() { await new Promise(() => {}); }
 export async function nap(ms) { await sleep(ms); return ms; }
@@ -32,17 +35,6 @@ fn pool_with(threads: usize, bootstrap: &str, balancer: knit::Balancer) -> Pool 
         ..Default::default()
     })
     .unwrap()
-}
-
-fn drained(pool: &Pool) -> u64 {
-    let until = Instant::now() + Duration::from_secs(3);
-    loop {
-        let n = pool.stats().in_flight;
-        if n == 0 || Instant::now() > until {
-            return n;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Was a bug (fixed): a pending call that timed out raises its abort flag, and until the

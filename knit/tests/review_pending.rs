@@ -1,54 +1,15 @@
 //! Review tests (h-review): calls that stay pending on a worker (async Rust
 //! tasks) against unwinding workers, `shutdown_now`, cancels and timeouts.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::sync::Mutex;
 #[cfg(feature = "js")]
 use std::sync::OnceLock;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use knit::{create_pool, CallError, Pool, PoolOptions};
 
-struct Sleep {
-    after: Duration,
-    state: Arc<Mutex<(bool, Option<Waker>)>>,
-    started: bool,
-}
-
-impl Future for Sleep {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = self.state.lock().unwrap();
-        if state.0 {
-            return Poll::Ready(());
-        }
-        state.1 = Some(cx.waker().clone());
-        drop(state);
-        if !self.started {
-            self.started = true;
-            let (after, state) = (self.after, self.state.clone());
-            std::thread::spawn(move || {
-                std::thread::sleep(after);
-                let mut s = state.lock().unwrap();
-                s.0 = true;
-                if let Some(w) = s.1.take() {
-                    w.wake();
-                }
-            });
-        }
-        Poll::Pending
-    }
-}
-
-fn sleep(after: Duration) -> Sleep {
-    Sleep {
-        after,
-        state: Arc::new(Mutex::new((false, None))),
-        started: false,
-    }
-}
+mod support;
+use support::{drained, sleep};
 
 #[knit::task]
 async fn rv_nap(ms: u64) -> u64 {
@@ -91,17 +52,6 @@ fn one() -> Pool {
         ..Default::default()
     })
     .unwrap()
-}
-
-fn drained(pool: &Pool) -> u64 {
-    let until = Instant::now() + Duration::from_secs(3);
-    loop {
-        let n = pool.stats().in_flight;
-        if n == 0 || Instant::now() > until {
-            return n;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Control: with nothing pending, the call whose worker unwinds fails with
