@@ -29,7 +29,9 @@ enum Sent {
 /// place or ring space by then, and unwinding past the sender would keep
 /// them for good.
 #[inline(always)]
-fn guarded<R>(encode: impl FnOnce() -> Result<R, PayloadError>) -> Result<R, PayloadError> {
+pub(crate) fn guarded<R>(
+    encode: impl FnOnce() -> Result<R, PayloadError>,
+) -> Result<R, PayloadError> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(encode)) {
         Ok(r) => r,
         Err(panic) => Err(PayloadError::Encode(format!(

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::call::Call;
-use crate::caller::Caller;
+use crate::caller::{guarded, Caller};
 use crate::error::{CallError, PayloadError};
 use crate::js::targets;
 use crate::js::wire::to_wire;
@@ -79,17 +79,9 @@ fn send<A: Serialize + ?Sized, R: DeserializeOwned>(
     }
     let mut input = BUFFER.take();
     input.clear();
-    let encoded =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| to_wire(value, &mut input)));
-    let call = match encoded {
-        Ok(Ok(())) => caller.send_wire(entry, &input, lane),
-        Ok(Err(e)) => Call::refused(caller.shared.stats.refuse(CallError::Payload(e.into()))),
-        Err(panic) => Call::refused(caller.shared.stats.refuse(CallError::Payload(
-            PayloadError::Encode(format!(
-                "the argument's Serialize panicked: {}",
-                crate::run::panic_message(panic.as_ref())
-            )),
-        ))),
+    let call = match guarded(|| to_wire(value, &mut input).map_err(PayloadError::from)) {
+        Ok(()) => caller.send_wire(entry, &input, lane),
+        Err(e) => Call::refused(caller.shared.stats.refuse(CallError::Payload(e))),
     };
     // A huge argument's buffer is not kept.
     if input.capacity() <= 64 << 10 {

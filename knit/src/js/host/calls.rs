@@ -13,7 +13,7 @@ use crate::js::convert::{from_js, ConvertCache};
 use crate::js::error::js_error_from;
 use crate::js::modules::unknown_export;
 use crate::js::targets::{self, Target};
-use crate::js::wire::{from_wire, WireLimits};
+use crate::js::wire::from_wire;
 use crate::lanes::Begun;
 use crate::table::{Outcome, Ticket};
 
@@ -267,10 +267,7 @@ fn outcome_with<'js>(
     value: &Value<'js>,
     convert: &mut ConvertCache,
 ) -> Outcome {
-    let limits = WireLimits {
-        max_bytes: state.setup.max_payload,
-        ..WireLimits::default()
-    };
+    let limits = state.limits();
     // A small result is copied out of the buffer, which the next call reuses.
     let mut out = state.scratch.borrow_mut();
     out.clear();
@@ -296,10 +293,7 @@ fn outcome_of<'js>(
     } else {
         value
     };
-    let limits = WireLimits {
-        max_bytes: state.setup.max_payload,
-        ..WireLimits::default()
-    };
+    let limits = state.limits();
     let mut out = Vec::new();
     match from_js(ctx, &value, &mut out, &limits) {
         Ok(()) => Outcome::from_encoded(&mut out),

@@ -17,7 +17,6 @@ use super::setup::{Exposed, HOST_KEY};
 use super::EngineState;
 use crate::cx::TaskCx;
 use crate::js::convert::{from_js, to_js};
-use crate::js::wire::WireLimits;
 use crate::run::panic_message;
 use crate::table::Ticket;
 
@@ -60,10 +59,7 @@ fn call_host<'js>(
             tuple.into_value()
         }
     };
-    let limits = WireLimits {
-        max_bytes: state.setup.max_payload,
-        ..WireLimits::default()
-    };
+    let limits = state.limits();
     let path = exposed.entry.path();
     let mut input = Vec::new();
     if let Err(e) = from_js(ctx, &arg, &mut input, &limits) {

@@ -37,6 +37,7 @@ use rquickjs::Runtime;
 use crate::error::CallError;
 use crate::js::console::ConsoleSource;
 use crate::js::modules::{install_loader, JsModuleError};
+use crate::js::wire::WireLimits;
 use crate::lanes::Begun;
 use crate::table::{CallTable, Outcome, Ticket};
 
@@ -66,6 +67,15 @@ pub(crate) struct EngineState {
 }
 
 impl EngineState {
+    /// The wire limits of values leaving the engine (results, host
+    /// functions' arguments): the pool's payload limit.
+    pub(crate) fn limits(&self) -> WireLimits {
+        WireLimits {
+            max_bytes: self.setup.max_payload,
+            ..WireLimits::default()
+        }
+    }
+
     /// Settles pending call `call` with `outcome`, unless it was already
     /// settled or forgotten.
     pub(crate) fn settle(&self, call: u64, outcome: Outcome) {
