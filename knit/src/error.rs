@@ -90,6 +90,59 @@ pub enum CallError {
     /// [`JsError`] for values that are not `Error`s). Boxed: a `CallError`
     /// lives in every call-table slot, which is one 64-byte cache line.
     Js(Box<JsError>),
+    /// A strict (untrusted) JS call went over one of its budgets (see
+    /// `knit::js::Limits`): its engine state was thrown away. JS cannot turn
+    /// this into a normal result, not even by catching the engine's own
+    /// out-of-memory or stack-overflow error.
+    Limit {
+        /// Which budget.
+        kind: LimitKind,
+        /// The budget: nanoseconds for `Cpu` and `Wall`, bytes for the rest.
+        limit: u64,
+    },
+}
+
+/// Which budget of a strict JS call ran out: see [`CallError::Limit`].
+///
+/// ```
+/// use knit::{CallError, LimitKind};
+/// let e = CallError::Limit { kind: LimitKind::Cpu, limit: 50_000_000 };
+/// assert_eq!(e.to_string(), "the call went over its CPU budget (50 ms)");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LimitKind {
+    /// CPU time of the call's own JS, summed over every slice it ran.
+    Cpu,
+    /// Time since the call began on its worker.
+    Wall,
+    /// The engine heap of the call (its own runtime).
+    Memory,
+    /// The native stack the call's JS used.
+    Stack,
+    /// The argument's size, in the JS wire form.
+    Input,
+    /// The result's size, in the JS wire form.
+    Output,
+}
+
+impl LimitKind {
+    fn describe(self, limit: u64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (what, time) = match self {
+            LimitKind::Cpu => ("CPU budget", true),
+            LimitKind::Wall => ("wall-clock budget", true),
+            LimitKind::Memory => ("memory budget", false),
+            LimitKind::Stack => ("stack budget", false),
+            LimitKind::Input => ("argument size limit", false),
+            LimitKind::Output => ("result size limit", false),
+        };
+        if time {
+            let ms = limit as f64 / 1e6;
+            write!(f, "the call went over its {what} ({ms} ms)")
+        } else {
+            write!(f, "the call went over its {what} ({limit} bytes)")
+        }
+    }
 }
 
 impl fmt::Display for CallError {
@@ -116,6 +169,7 @@ impl fmt::Display for CallError {
                 f.write_str("the call waits for its own worker: waiting for it would deadlock")
             }
             CallError::Js(e) => write!(f, "JS task threw {e}"),
+            CallError::Limit { kind, limit } => kind.describe(*limit, f),
         }
     }
 }

@@ -130,4 +130,12 @@ pub struct JsOptions {
     /// Leave line numbers out of the bytecode: it loads somewhat faster, but
     /// errors thrown by module code then carry no line or column.
     pub strip_debug: bool,
+    /// What the modules may do: [`Permission::Unsafe`] (the default, trusted
+    /// code) or [`Permission::Strict`] (no `eval`, no function constructors,
+    /// no `Pool::eval` or sessions).
+    pub permission: crate::js_limits::Permission,
+    /// The registered modules untrusted scripts (`Pool::untrusted`) may
+    /// import, by name; none by default. What those modules import in turn
+    /// loads as usual, but a script cannot import it directly.
+    pub untrusted_imports: Vec<String>,
 }

@@ -47,6 +47,8 @@ mod fault;
 pub mod js;
 mod js_error;
 #[cfg(feature = "js")]
+mod js_limits;
+#[cfg(feature = "js")]
 mod js_module_error;
 #[cfg(feature = "js")]
 mod js_options;
@@ -56,10 +58,14 @@ mod pool;
 #[cfg(feature = "js")]
 mod pool_js;
 mod pool_ref;
+#[cfg(feature = "js")]
+mod pool_strict;
 #[cfg(feature = "tokio")]
 mod reactor;
 mod registry;
 mod run;
+#[cfg(feature = "js")]
+mod script_error;
 mod shared;
 mod stats;
 mod table;
@@ -70,7 +76,7 @@ pub use call::{Call, CancelHandle, Cancelled};
 pub use caller::Caller;
 pub use codec::MAX_DEPTH;
 pub use cx::TaskCx;
-pub use error::{CallError, PayloadError, PoolError};
+pub use error::{CallError, LimitKind, PayloadError, PoolError};
 pub use js_error::JsError;
 #[doc = include_str!("../docs/task.md")]
 pub use knit_macros::task;
@@ -78,6 +84,8 @@ pub use options::{InlinePosition, Inliner, PoolOptions, QueuePolicy};
 pub use pool::{create_pool, Pool};
 #[cfg(feature = "js")]
 pub use pool_js::{JsSession, JsTask};
+#[cfg(feature = "js")]
+pub use pool_strict::{Script, ScriptExport};
 pub use stats::{FailedCounts, LaneStats, Percentiles, PoolStats};
 pub use task_error::TaskError;
 

@@ -69,6 +69,7 @@ pub fn create_pool(options: PoolOptions) -> Result<Pool, PoolError> {
             js,
             &registry,
             options.max_payload_bytes,
+            options.stack_size,
         )?)),
         None => None,
     };

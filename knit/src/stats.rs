@@ -20,9 +20,10 @@ pub(crate) enum FailureKind {
     WorkerLost,
     WouldDeadlock,
     Js,
+    Limit,
 }
 
-const KINDS: usize = 12;
+const KINDS: usize = 13;
 
 impl FailureKind {
     pub(crate) fn of(e: &CallError) -> Self {
@@ -39,6 +40,7 @@ impl FailureKind {
             CallError::WorkerLost => FailureKind::WorkerLost,
             CallError::WouldDeadlock => FailureKind::WouldDeadlock,
             CallError::Js(_) => FailureKind::Js,
+            CallError::Limit { .. } => FailureKind::Limit,
         }
     }
 }
@@ -123,6 +125,7 @@ pub(crate) fn sum<'a>(counters: impl IntoIterator<Item = &'a Counters>) -> (u64,
             worker_lost: f(FailureKind::WorkerLost),
             would_deadlock: f(FailureKind::WouldDeadlock),
             js: f(FailureKind::Js),
+            limit: f(FailureKind::Limit),
         },
     )
 }
@@ -156,6 +159,8 @@ pub struct FailedCounts {
     pub would_deadlock: u64,
     /// `CallError::Js`.
     pub js: u64,
+    /// `CallError::Limit`.
+    pub limit: u64,
 }
 
 impl FailedCounts {
@@ -173,6 +178,7 @@ impl FailedCounts {
             + self.worker_lost
             + self.would_deadlock
             + self.js
+            + self.limit
     }
 }
 

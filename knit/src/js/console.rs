@@ -22,6 +22,9 @@ pub(crate) struct ConsoleSource {
     pub call: Rc<Cell<Option<u64>>>,
     /// The module whose export runs now (`eval` for a script).
     pub module: Rc<RefCell<Option<Rc<str>>>>,
+    /// How many more lines may be written (a strict call's cap; `None`:
+    /// no cap). The line that reaches the cap says the rest are dropped.
+    pub quota: Option<Rc<Cell<u32>>>,
 }
 
 /// Installs `console` as a global of `ctx`.
@@ -36,6 +39,25 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, source: &ConsoleSource) -> rquickjs::
     ] {
         let source = source.clone();
         let write = move |ctx: Ctx<'js>, args: Rest<Value<'js>>| {
+            if let Some(quota) = &source.quota {
+                match quota.get() {
+                    0 => return,
+                    1 => {
+                        quota.set(0);
+                        let module = source.module.borrow().clone();
+                        let line = "(console output capped: the call's further lines are dropped)";
+                        emit(
+                            level,
+                            source.lane,
+                            source.call.get(),
+                            module.as_deref(),
+                            line,
+                        );
+                        return;
+                    }
+                    n => quota.set(n - 1),
+                }
+            }
             let line = line_of(&ctx, args.0);
             let module = source.module.borrow().clone();
             emit(
@@ -167,6 +189,7 @@ mod tests {
             lane: 3,
             call: Rc::new(Cell::new(Some(42))),
             module: Rc::new(RefCell::new(Some("tasks".into()))),
+            quota: None,
         };
         tracing::subscriber::with_default(Lines(seen.clone()), || {
             ctx.with(|ctx| {

@@ -48,12 +48,16 @@ mod convert;
 mod error;
 pub(crate) mod host;
 pub(crate) mod modules;
+pub(crate) mod strict;
 pub(crate) mod targets;
 mod timers;
 mod value;
 pub(crate) mod wire;
 
+pub use crate::error::LimitKind;
 pub use crate::js_error::JsError;
+pub use crate::js_limits::{Limits, Permission};
+pub use crate::script_error::ScriptError;
 pub use bigint::JsBigInt;
 pub use convert::{from_js, to_js, Converter};
 pub use error::{caught_error, js_error_from, js_error_of};

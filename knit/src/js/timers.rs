@@ -40,6 +40,8 @@ struct State {
     timers: HashMap<u32, Timer>,
     /// The call running JS now, which owns the timers set meanwhile.
     owner: Option<u64>,
+    /// The most timers set at once (`None`: no cap; a strict call has one).
+    limit: Option<usize>,
 }
 
 struct Timer {
@@ -91,7 +93,15 @@ impl Timers {
         delay_ms: f64,
         args: Vec<Value<'js>>,
         repeat: bool,
-    ) -> u32 {
+    ) -> rquickjs::Result<u32> {
+        if let Some(limit) = self.0.borrow().limit {
+            if self.0.borrow().timers.len() >= limit {
+                return Err(rquickjs::Exception::throw_range(
+                    ctx,
+                    &format!("more than {limit} timers set at once"),
+                ));
+            }
+        }
         let delay = if delay_ms.is_finite() && delay_ms > 0.0 {
             // Beyond any real wait (about 31 years of milliseconds, as
             // browsers clamp to i32 milliseconds) it is a wait forever.
@@ -110,7 +120,14 @@ impl Timers {
         };
         state.timers.insert(id, timer);
         state.push(id, Instant::now() + delay);
-        id
+        Ok(id)
+    }
+
+    /// Timers that allow at most `limit` timers set at once.
+    pub(crate) fn with_limit(limit: usize) -> Timers {
+        let timers = Timers::default();
+        timers.0.borrow_mut().limit = Some(limit);
+        timers
     }
 
     fn clear(&self, id: f64) {

@@ -14,6 +14,7 @@ use crate::js::error::js_error_from;
 use crate::js::modules::unknown_export;
 use crate::js::targets::{self, Target};
 use crate::js::wire::from_wire;
+use crate::js_limits::Permission;
 use crate::lanes::Begun;
 use crate::table::{Outcome, Ticket};
 
@@ -55,6 +56,18 @@ pub(super) fn begin(engine: &mut JsEngine, ticket: Ticket, task_id: u64, input: 
                 .borrow_mut()
                 .insert(task_id, (f.clone(), module.clone()));
             call_function(engine, call, f, module, input)
+        }
+        Target::Strict => {
+            let state = engine.state.clone();
+            engine.strict.begin(&state, ticket, input)
+        }
+        Target::Eval | Target::SessionEval
+            if engine.state.setup.permission == Permission::Strict =>
+        {
+            failed(CallError::Js(Box::new(crate::js_error::JsError::new(
+                "EvalError",
+                "eval is not allowed: the pool's JsOptions::permission is Strict",
+            ))))
         }
         Target::Eval => match from_wire::<String>(input) {
             Ok(source) => eval(engine, call, Place::Main, source),

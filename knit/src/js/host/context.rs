@@ -14,7 +14,9 @@ use crate::js::console;
 use crate::js::convert::ConvertCache;
 use crate::js::error::js_error_of;
 use crate::js::modules::{load_with, run_bootstrap, JsModuleError, LoadedModules};
+use crate::js::strict::fresh::StrictIntrinsics;
 use crate::js::timers::Timers;
+use crate::js_limits::Permission;
 use crate::registry::IdHasher;
 use crate::table::Outcome;
 
@@ -44,7 +46,12 @@ impl JsContext {
         state: &Rc<EngineState>,
         main: bool,
     ) -> Result<JsContext, JsModuleError> {
-        let ctx = Context::full(rt).map_err(|e| JsModuleError::Engine(e.to_string()))?;
+        let ctx = match state.setup.permission {
+            Permission::Unsafe => Context::full(rt),
+            // Without the Eval intrinsic: no `eval`, no function constructors.
+            Permission::Strict => Context::custom::<StrictIntrinsics>(rt),
+        };
+        let ctx = ctx.map_err(|e| JsModuleError::Engine(e.to_string()))?;
         let timers = Timers::default();
         let compiled = state.setup.compiled.clone();
         let convert = ctx.with(|ctx| RefCell::new(ConvertCache::new(&ctx)));
@@ -52,7 +59,7 @@ impl JsContext {
             let engine = |e: rquickjs::Error| JsModuleError::Engine(e.to_string());
             console::install(&ctx, &console_source(state)).map_err(engine)?;
             timers.install(&ctx).map_err(engine)?;
-            exposed::install(&ctx, state).map_err(engine)?;
+            exposed::install(&ctx, state, None).map_err(engine)?;
             // A module's top-level `await` on a timer: sleep until it is due.
             let mut idle = |ctx: &Ctx<'_>| match timers.next_deadline() {
                 Some(at) => {

@@ -22,23 +22,46 @@ use crate::table::Ticket;
 
 /// Installs the host functions on `ctx`, as the non-enumerable global
 /// `globalThis[Symbol.for("knit.host")]` that the `knit:host` module reads.
-pub(crate) fn install<'js>(ctx: &Ctx<'js>, state: &Rc<EngineState>) -> rquickjs::Result<()> {
+/// With `grants` (a strict context), only the exposed functions at those
+/// indexes are callable; the others throw a `TypeError` saying they were
+/// not granted.
+pub(crate) fn install<'js>(
+    ctx: &Ctx<'js>,
+    state: &Rc<EngineState>,
+    grants: Option<&[u16]>,
+) -> rquickjs::Result<()> {
     let host = Object::new(ctx.clone())?;
     for index in 0..state.setup.exposed.len() {
         let state = state.clone();
         let name = state.setup.exposed[index].name.clone();
-        let call = move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
-            call_host(&ctx, &state, &state.setup.exposed[index], args.0)
+        let granted = grants.is_none_or(|g| g.contains(&(index as u16)));
+        let f = if granted {
+            let call =
+                move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
+                    call_host(&ctx, &state, &state.setup.exposed[index], args.0)
+                };
+            Function::new(ctx.clone(), call)?
+        } else {
+            let path = state.setup.exposed[index].entry.path();
+            let refuse =
+                move |ctx: Ctx<'js>, _: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
+                    Err(Exception::throw_type(
+                        &ctx,
+                        &format!("host function {path} is not granted to this script"),
+                    ))
+                };
+            Function::new(ctx.clone(), refuse)?
         };
-        host.set(
-            name.as_str(),
-            Function::new(ctx.clone(), call)?.with_name(&name)?,
-        )?;
+        host.set(name.as_str(), f.with_name(&name)?)?;
     }
-    let define: Function = ctx.eval(format!(
-        "(host) => Object.defineProperty(globalThis, Symbol.for({HOST_KEY:?}), {{ value: Object.freeze(host) }})"
-    ))?;
-    define.call::<_, Value>((host,))?;
+    let object: Object = ctx.globals().get("Object")?;
+    let freeze: Function = object.get("freeze")?;
+    freeze.call::<_, Value>((host.clone(),))?;
+    // Non-enumerable, read-only, not configurable (defined without `eval`:
+    // strict contexts have none).
+    let key = rquickjs::Symbol::new_global(ctx.clone(), HOST_KEY)?;
+    ctx.globals()
+        .prop(key, rquickjs::object::Property::from(host))?;
     Ok(())
 }
 

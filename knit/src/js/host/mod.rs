@@ -23,7 +23,7 @@
 
 mod calls;
 mod context;
-mod exposed;
+pub(crate) mod exposed;
 mod setup;
 
 use std::cell::{Cell, RefCell};
@@ -41,8 +41,9 @@ use crate::js::wire::WireLimits;
 use crate::lanes::Begun;
 use crate::table::{CallTable, Outcome, Ticket};
 
+use crate::js::strict::call::StrictCalls;
 use context::JsContext;
-pub(crate) use setup::JsSetup;
+pub(crate) use setup::{JsSetup, HOST_MODULE};
 
 /// How many promise jobs one turn runs at most before the worker looks at
 /// its ring again (a promise chain that never ends must not starve it).
@@ -93,6 +94,8 @@ pub(crate) struct JsEngine {
     state: Rc<EngineState>,
     /// Calls made into the engine (for the lane's stats).
     calls: u64,
+    /// Untrusted scripts' calls, each in a runtime of its own.
+    pub(crate) strict: StrictCalls,
     /// Dropped last: everything above holds values of it.
     rt: Runtime,
 }
@@ -124,6 +127,7 @@ impl JsEngine {
             sessions: HashMap::new(),
             state,
             calls: 0,
+            strict: StrictCalls::new(setup.stack_size, lane),
             rt,
         };
         let main = JsContext::new(&engine.rt, &engine.state, true)?;
@@ -155,16 +159,18 @@ impl JsEngine {
         if self.rt.is_job_pending() {
             self.main().run_jobs(JOBS_PER_TURN);
         }
-        let mut settled = self.state.settled.borrow_mut();
-        if settled.is_empty() {
-            return Vec::new();
-        }
-        std::mem::take(&mut *settled)
+        let state = self.state.clone();
+        let strict = self.strict.turn(&state);
+        let mut settled = std::mem::take(&mut *self.state.settled.borrow_mut());
+        settled.extend(strict);
+        settled
     }
 
     /// Whether a turn has work now (promise jobs queued, or a timer due).
     pub(crate) fn has_work(&self) -> bool {
-        self.rt.is_job_pending() || self.next_deadline().is_some_and(|d| d <= Instant::now())
+        self.rt.is_job_pending()
+            || self.strict.has_work()
+            || self.next_deadline().is_some_and(|d| d <= Instant::now())
     }
 
     /// When the earliest timer is due.
@@ -173,12 +179,14 @@ impl JsEngine {
             .iter()
             .chain(self.sessions.values())
             .filter_map(|cx| cx.timers.next_deadline())
+            .chain(self.strict.next_deadline())
             .min()
     }
 
     /// Stops tracking pending call `call` (it was settled early) and clears
     /// the timers it set.
     pub(crate) fn forget(&mut self, call: u64) {
+        self.strict.forget(call);
         self.state.pending.borrow_mut().remove(&call);
         for cx in self.main.iter().chain(self.sessions.values()) {
             cx.timers.clear_owned_by(call);
@@ -212,6 +220,7 @@ impl JsEngine {
             .iter()
             .chain(self.sessions.values())
             .any(|cx| cx.timers.any_owned(|c| pending.contains_key(&c)))
+            || self.strict.may_settle()
     }
 
     /// Bytes the engine's heap uses now.
@@ -330,5 +339,6 @@ pub(crate) fn console_source(state: &EngineState) -> ConsoleSource {
         lane: state.lane,
         call: state.current.clone(),
         module: state.module.clone(),
+        quota: None,
     }
 }

@@ -8,6 +8,8 @@ use crate::table::CallTable;
 
 use crate::error::PoolError;
 use crate::js::modules::{compile, CompiledModules, JsModule, JsModuleError, JsOptions};
+use crate::js::strict::ScriptStore;
+use crate::js_limits::Permission;
 use crate::registry::{Registry, TaskEntry};
 
 /// The name JS imports host functions from.
@@ -31,6 +33,14 @@ pub(crate) struct JsSetup {
     pub exposed: Vec<Exposed>,
     /// The most bytes a result (or a host function's argument) may take.
     pub max_payload: usize,
+    /// The workers' stack size (strict calls' stack budgets must fit in it).
+    pub stack_size: usize,
+    /// What the modules may do.
+    pub permission: Permission,
+    /// The registered modules untrusted scripts may import.
+    pub untrusted_imports: Arc<[String]>,
+    /// The untrusted scripts compiled for this pool.
+    pub scripts: ScriptStore,
     /// How the workers' engines started (for `create_pool` to wait on).
     started: Mutex<Vec<Option<JsModuleError>>>,
     started_cv: Condvar,
@@ -43,7 +53,20 @@ impl JsSetup {
         options: &JsOptions,
         registry: &Registry,
         max_payload: usize,
+        stack_size: usize,
     ) -> Result<JsSetup, PoolError> {
+        if options.permission == Permission::Strict && options.bootstrap.is_some() {
+            return Err(PoolError::JsModule(JsModuleError::Engine(
+                "a bootstrap script is evaluated source, which Permission::Strict forbids".into(),
+            )));
+        }
+        for name in &options.untrusted_imports {
+            if !options.modules.iter().any(|m| m.name() == name) {
+                return Err(PoolError::JsModule(JsModuleError::Engine(format!(
+                    "JsOptions::untrusted_imports names {name:?}, which is no module here"
+                ))));
+            }
+        }
         let mut exposed: Vec<Exposed> = Vec::new();
         for path in &options.expose {
             let entry = registry.find(path).map_err(|e| {
@@ -82,6 +105,10 @@ impl JsSetup {
             compiled: Arc::new(compiled),
             exposed,
             max_payload,
+            stack_size,
+            permission: options.permission,
+            untrusted_imports: options.untrusted_imports.clone().into(),
+            scripts: ScriptStore::default(),
             started: Mutex::new(Vec::new()),
             started_cv: Condvar::new(),
         })

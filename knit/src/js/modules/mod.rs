@@ -33,6 +33,7 @@ mod tests;
 
 pub use crate::js_module_error::JsModuleError;
 pub use crate::js_options::{JsModule, JsOptions};
+pub(crate) use compile::describe;
 #[allow(unused_imports)] // The worker integration is their first user outside the tests.
 pub(crate) use compile::{compile, CompiledModule, CompiledModules};
 #[allow(unused_imports)] // The worker integration is their first user outside the tests.
@@ -40,3 +41,4 @@ pub(crate) use load::{
     install_loader, load, load_with, resolver_and_loader, run_bootstrap, unknown_export,
     LoadedModules,
 };
+pub(crate) use resolve::resolve;

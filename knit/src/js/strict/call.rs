@@ -1,0 +1,472 @@
+//! A worker's strict calls: each runs in a pristine runtime of its own, slice by slice, billed and guarded, and its runtime dies with it.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+use rquickjs::promise::PromiseState;
+use rquickjs::{Ctx, Module, Persistent, Promise, Value};
+
+use super::budget::Budget;
+use super::fresh::Fresh;
+use super::guard::{next_seed, stack_pointer, Band, BAND};
+use super::{Header, StrictScript};
+use crate::error::{CallError, LimitKind, PayloadError};
+use crate::js::convert::{from_js, ConvertCache};
+use crate::js::error::{js_error_from, js_error_of};
+use crate::js::host::{exposed, EngineState};
+use crate::js::wire::{WireError, WireLimits, ARRAY, UNDEFINED};
+use crate::js_error::JsError;
+use crate::lanes::Begun;
+use crate::table::{Outcome, Ticket};
+
+/// Promise jobs run right after the call's own code, and per later turn.
+const JOBS_PER_SLICE: usize = 4096;
+
+/// Settled calls whose runtimes wait to be freed (after their results went
+/// out) before the next turn frees them all at once.
+const MAX_DEAD: usize = 8;
+
+/// One strict call in flight on this worker.
+struct StrictCall {
+    call: u64,
+    budget: Rc<Budget>,
+    /// What the call's export returned, while it is pending.
+    promise: Option<Persistent<Promise<'static>>>,
+    /// The most bytes its result may take.
+    output_max: usize,
+    fresh: Fresh,
+}
+
+impl StrictCall {
+    fn close(self) {
+        drop(self.promise);
+        self.fresh.close();
+    }
+}
+
+/// How a slice left the call.
+enum Step {
+    Done(Outcome),
+    Waiting(Persistent<Promise<'static>>),
+}
+
+/// The strict calls of one worker's engine.
+pub(crate) struct StrictCalls {
+    /// A pristine runtime built ahead, for the next call.
+    spare: Option<Fresh>,
+    pending: HashMap<u64, StrictCall>,
+    dead: Vec<StrictCall>,
+    /// The lowest stack address the stack bands may use.
+    floor: usize,
+    seed: Cell<u64>,
+    /// A strict call ran here (so a spare is worth its memory).
+    used: bool,
+    /// Building a spare failed: do not retry at every turn.
+    spare_failed: bool,
+}
+
+impl StrictCalls {
+    /// For a worker whose thread has a stack of `stack_size` bytes (made on
+    /// that thread, near the top of its stack).
+    pub(crate) fn new(stack_size: usize, lane: usize) -> StrictCalls {
+        let sp = stack_pointer();
+        StrictCalls {
+            spare: None,
+            pending: HashMap::new(),
+            dead: Vec::new(),
+            floor: sp.saturating_sub(stack_size / 2),
+            // Any odd start will do; the stack position and the lane make
+            // workers differ.
+            seed: Cell::new((sp as u64 ^ (lane as u64).rotate_left(32)) | 1),
+            used: false,
+            spare_failed: false,
+        }
+    }
+
+    /// Begins strict call `ticket` (a [`Header`] then its wire arguments).
+    pub(crate) fn begin(&mut self, state: &Rc<EngineState>, ticket: Ticket, input: &[u8]) -> Begun {
+        self.used = true;
+        let Some((header, args)) = Header::read(input) else {
+            return failed(CallError::Payload(PayloadError::Decode(
+                "a strict call without a valid header".into(),
+            )));
+        };
+        let Some(script) = state.setup.scripts.get(header.script) else {
+            return failed(CallError::UnknownTask(format!(
+                "untrusted script {:016x} (not compiled in this pool)",
+                header.script
+            )));
+        };
+        if header
+            .grants
+            .iter()
+            .any(|&g| g as usize >= state.setup.exposed.len())
+        {
+            return failed(CallError::UnknownTask(
+                "a grant names no exposed host function".into(),
+            ));
+        }
+        let fresh = match self.spare.take() {
+            Some(fresh) => fresh,
+            None => match Fresh::new(&state.setup, state.lane) {
+                Ok(fresh) => fresh,
+                Err(e) => {
+                    return failed(CallError::Js(Box::new(JsError::new(
+                        "InternalError",
+                        format!("no engine for the call: {e}"),
+                    ))))
+                }
+            },
+        };
+        let limits = header.limits;
+        // Runtime settings go outside `with` (rquickjs panics inside it).
+        fresh.rt.set_memory_limit(limits.memory_bytes);
+        fresh
+            .rt
+            .set_max_stack_size(limits.stack_bytes.saturating_add(BAND));
+        fresh.hook.memory_limit.set(limits.memory_bytes);
+        let budget = Rc::new(Budget::new(
+            limits,
+            fresh.hook.hit.clone(),
+            state.table.clone(),
+            ticket,
+        ));
+        let interrupt = budget.clone();
+        fresh
+            .rt
+            .set_interrupt_handler(Some(Box::new(move || interrupt.interrupt())));
+        fresh.console_call.set(Some(ticket.call_id()));
+        *fresh.console_module.borrow_mut() = Some(Rc::from(&*script.name));
+        let call = StrictCall {
+            call: ticket.call_id(),
+            budget,
+            promise: None,
+            output_max: limits.output_bytes.min(state.setup.max_payload),
+            fresh,
+        };
+        let step = self.slice(&call, state, |ctx| {
+            first_run(ctx, state, &script, &header, args, &call)
+        });
+        match self.after(call, step) {
+            Ok(outcome) => Begun::Done(outcome),
+            Err(call) => {
+                self.pending.insert(call.call, call);
+                Begun::Pending
+            }
+        }
+    }
+
+    /// Runs one slice of `call`'s JS: billed to it, its stack band painted
+    /// and checked, host functions and the console told which call it is.
+    fn slice<R>(
+        &self,
+        call: &StrictCall,
+        state: &EngineState,
+        f: impl for<'js> FnOnce(&Ctx<'js>) -> R,
+    ) -> Option<R> {
+        state.current.set(Some(call.call));
+        call.budget.begin_slice();
+        let seed = next_seed(&self.seed);
+        let stack = call.budget.limits.stack_bytes;
+        let floor = self.floor;
+        let ran = call.fresh.ctx.with(|ctx| {
+            let band = Band::paint(&ctx, stack, floor, seed)?;
+            let r = f(&ctx);
+            if band.touched() {
+                call.budget.exceed(LimitKind::Stack);
+            }
+            Some(r)
+        });
+        call.budget.end_slice();
+        state.current.set(None);
+        if ran.is_none() {
+            // The band did not fit in this thread's stack.
+            call.budget.exceed(LimitKind::Stack);
+        }
+        ran
+    }
+
+    /// The call's outcome after a slice (`Err`: it still waits). A budget
+    /// found exceeded wins over whatever the JS did.
+    fn after(&mut self, mut call: StrictCall, step: Option<Step>) -> Result<Outcome, StrictCall> {
+        let outcome = if let Some(kind) = call.budget.hit.get() {
+            Outcome::Failed(call.budget.limit_error(kind))
+        } else if call.budget.stopped() {
+            // The caller already has its outcome; this one is dropped.
+            Outcome::Failed(CallError::Aborted)
+        } else {
+            match step {
+                Some(Step::Done(outcome)) => outcome,
+                Some(Step::Waiting(promise)) => {
+                    call.promise = Some(promise);
+                    return Err(call);
+                }
+                None => Outcome::Failed(call.budget.limit_error(LimitKind::Stack)),
+            }
+        };
+        self.bury(call);
+        Ok(outcome)
+    }
+
+    /// Keeps a settled call's runtime until the next turn frees it (its
+    /// result goes out first).
+    fn bury(&mut self, call: StrictCall) {
+        self.dead.push(call);
+        if self.dead.len() > MAX_DEAD {
+            self.free_dead();
+        }
+    }
+
+    fn free_dead(&mut self) {
+        for call in self.dead.drain(..) {
+            call.close();
+        }
+    }
+
+    /// Runs the pending calls' due timers and jobs; the calls that settled.
+    /// Frees settled calls' runtimes and builds the spare.
+    pub(crate) fn turn(&mut self, state: &Rc<EngineState>) -> Vec<(u64, Outcome)> {
+        self.free_dead();
+        let mut settled = Vec::new();
+        if !self.pending.is_empty() {
+            let now = Instant::now();
+            let ids: Vec<u64> = self.pending.keys().copied().collect();
+            for id in ids {
+                let Some(call) = self.pending.remove(&id) else {
+                    continue;
+                };
+                if now >= call.budget.deadline {
+                    call.budget.exceed(LimitKind::Wall);
+                }
+                let due = call
+                    .fresh
+                    .timers
+                    .next_deadline()
+                    .is_some_and(|at| at <= now);
+                let step = if call.budget.hit.get().is_some() {
+                    Some(Step::Done(Outcome::Failed(CallError::Aborted)))
+                } else if due || call.fresh.rt.is_job_pending() {
+                    self.slice(&call, state, |ctx| resume(ctx, &call, now))
+                } else {
+                    // Nothing to run: it keeps waiting.
+                    self.pending.insert(id, call);
+                    continue;
+                };
+                match self.after(call, step) {
+                    Ok(outcome) => settled.push((id, outcome)),
+                    Err(call) => {
+                        self.pending.insert(id, call);
+                    }
+                }
+            }
+        }
+        if self.spare.is_none() && self.used && !self.spare_failed {
+            match Fresh::new(&state.setup, state.lane) {
+                Ok(fresh) => self.spare = Some(fresh),
+                Err(e) => {
+                    tracing::warn!(lane = state.lane, error = %e, "knit: no spare strict engine");
+                    self.spare_failed = true;
+                }
+            }
+        }
+        settled
+    }
+
+    /// Whether a turn has work now.
+    pub(crate) fn has_work(&self) -> bool {
+        let now = Instant::now();
+        !self.dead.is_empty()
+            || (self.spare.is_none() && self.used && !self.spare_failed)
+            || self.pending.values().any(|c| {
+                now >= c.budget.deadline
+                    || c.fresh.rt.is_job_pending()
+                    || c.fresh.timers.next_deadline().is_some_and(|at| at <= now)
+            })
+    }
+
+    /// The earliest wall deadline or timer of a pending call.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.pending
+            .values()
+            .map(|c| match c.fresh.timers.next_deadline() {
+                Some(at) => at.min(c.budget.deadline),
+                None => c.budget.deadline,
+            })
+            .min()
+    }
+
+    /// Whether a pending call may still settle by itself (it has a timer set).
+    pub(crate) fn may_settle(&self) -> bool {
+        self.pending.values().any(|c| c.fresh.timers.len() > 0)
+    }
+
+    /// Drops pending call `call` (its caller has an outcome).
+    pub(crate) fn forget(&mut self, call: u64) {
+        if let Some(call) = self.pending.remove(&call) {
+            self.bury(call);
+        }
+    }
+}
+
+impl Drop for StrictCalls {
+    fn drop(&mut self) {
+        self.free_dead();
+        for (_, call) in self.pending.drain() {
+            call.close();
+        }
+        if let Some(fresh) = self.spare.take() {
+            fresh.close();
+        }
+    }
+}
+
+fn failed(e: CallError) -> Begun {
+    Begun::Done(Outcome::Failed(e))
+}
+
+fn thrown(ctx: &Ctx<'_>, e: rquickjs::Error) -> Step {
+    Step::Done(Outcome::Failed(CallError::Js(Box::new(js_error_from(
+        ctx, e,
+    )))))
+}
+
+/// The call's first slice: grants, the script's module, its export called
+/// on the arguments.
+fn first_run<'js>(
+    ctx: &Ctx<'js>,
+    state: &Rc<EngineState>,
+    script: &StrictScript,
+    header: &Header,
+    args: &[u8],
+    call: &StrictCall,
+) -> Step {
+    if let Err(e) = exposed::install(ctx, state, Some(&header.grants)) {
+        return thrown(ctx, e);
+    }
+    // SAFETY: the store only holds bytecode `compile_script` had this
+    // process's engine write (JS_WriteObject), never bytes from elsewhere.
+    let module = match unsafe { Module::load(ctx.clone(), &script.bytecode) } {
+        Ok(m) => m,
+        Err(e) => return thrown(ctx, e),
+    };
+    let (module, evaluated) = match module.eval() {
+        Ok(m) => m,
+        Err(e) => return thrown(ctx, e),
+    };
+    // Top-level code with `await` settles on its jobs; a timer it awaits
+    // would need a turn, which a module's evaluation does not get.
+    for _ in 0..JOBS_PER_SLICE {
+        if evaluated.state() != PromiseState::Pending || !ctx.execute_pending_job() {
+            break;
+        }
+    }
+    match evaluated.state() {
+        PromiseState::Resolved => {}
+        PromiseState::Rejected => return rejected(ctx, &evaluated),
+        PromiseState::Pending => {
+            return Step::Done(Outcome::Failed(CallError::Js(Box::new(JsError::new(
+                "Error",
+                "the script's top-level code did not settle without timers",
+            )))))
+        }
+    }
+    let export = module
+        .namespace()
+        .and_then(|ns| ns.get::<_, Value>(header.export.as_str()));
+    let f = match export {
+        Ok(v) => v.into_function(),
+        Err(e) => return thrown(ctx, e),
+    };
+    let Some(f) = f else {
+        return Step::Done(Outcome::Failed(CallError::UnknownTask(format!(
+            "{} has no exported function {:?}",
+            script.name, header.export
+        ))));
+    };
+    // `()` is `undefined` in the wire form: no argument, not one.
+    const NO_ARGUMENTS: [u8; 2] = [ARRAY, 0];
+    let args = if args == [UNDEFINED] {
+        &NO_ARGUMENTS[..]
+    } else {
+        args
+    };
+    let returned = ConvertCache::new(ctx).call_spread(ctx, &f, args);
+    let value = match returned {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => return thrown(ctx, e),
+        Err(e) => return Step::Done(Outcome::Failed(CallError::Payload(e.into()))),
+    };
+    let Some(promise) = value.as_promise().cloned() else {
+        return Step::Done(outcome_of(ctx, &value, call));
+    };
+    for _ in 0..JOBS_PER_SLICE {
+        if promise.state() != PromiseState::Pending || !ctx.execute_pending_job() {
+            break;
+        }
+    }
+    settle(ctx, &promise, call).unwrap_or_else(|| Step::Waiting(Persistent::save(ctx, promise)))
+}
+
+/// A later slice of a pending call: its due timers, then its jobs.
+fn resume<'js>(ctx: &Ctx<'js>, call: &StrictCall, now: Instant) -> Step {
+    let Some(saved) = call.promise.clone() else {
+        return Step::Done(Outcome::Failed(CallError::WorkerLost));
+    };
+    let promise = match saved.clone().restore(ctx) {
+        Ok(p) => p,
+        Err(e) => return thrown(ctx, e),
+    };
+    if let Some(failure) = call.fresh.timers.fire_due(ctx, now).into_iter().next() {
+        let error = js_error_of(ctx, failure.thrown);
+        return Step::Done(Outcome::Failed(CallError::Js(Box::new(error))));
+    }
+    for _ in 0..JOBS_PER_SLICE {
+        if promise.state() != PromiseState::Pending || !ctx.execute_pending_job() {
+            break;
+        }
+    }
+    settle(ctx, &promise, call).unwrap_or(Step::Waiting(saved))
+}
+
+/// The outcome of a promise that settled (`None` while it is pending).
+fn settle<'js>(ctx: &Ctx<'js>, promise: &Promise<'js>, call: &StrictCall) -> Option<Step> {
+    match promise.state() {
+        PromiseState::Pending => None,
+        PromiseState::Resolved => {
+            let value = promise.result::<Value>().and_then(Result::ok);
+            let value = value.unwrap_or_else(|| Value::new_undefined(ctx.clone()));
+            Some(Step::Done(outcome_of(ctx, &value, call)))
+        }
+        PromiseState::Rejected => Some(rejected(ctx, promise)),
+    }
+}
+
+fn rejected<'js>(ctx: &Ctx<'js>, promise: &Promise<'js>) -> Step {
+    let error = match promise.result::<Value>() {
+        Some(Err(e)) => js_error_from(ctx, e),
+        _ => JsError::new("Error", "the promise rejected"),
+    };
+    Step::Done(Outcome::Failed(CallError::Js(Box::new(error))))
+}
+
+/// The call's result in the wire form, within its output budget.
+fn outcome_of<'js>(ctx: &Ctx<'js>, value: &Value<'js>, call: &StrictCall) -> Outcome {
+    let limits = WireLimits {
+        max_bytes: call.output_max,
+        ..WireLimits::default()
+    };
+    let mut out = Vec::new();
+    match from_js(ctx, value, &mut out, &limits) {
+        Ok(()) => Outcome::from_encoded(&mut out),
+        Err(e) => {
+            if matches!(e, WireError::TooLarge { .. })
+                && call.output_max == call.budget.limits.output_bytes
+            {
+                call.budget.exceed(LimitKind::Output);
+            }
+            Outcome::Failed(CallError::Payload(e.into()))
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Out-of-memory and stack overflow in a strict call, seen even when the script catches the engine's error.
+//!
+//! QuickJS reports both as ordinary exceptions (an `InternalError` "out of
+//! memory", or `null` when even that could not be made; a `RangeError`
+//! "Maximum call stack size exceeded"), which `try`/`catch`, `finally` and
+//! promise handlers can swallow. Two mechanisms see them anyway:
+//!
+//! - **The error hook.** Every error QuickJS makes passes through the
+//!   context's `Error.prepareStackTrace` function before any handler can see
+//!   it (when the error is made in native code, or when it first leaves a
+//!   bytecode frame: both come before the search for a `catch`). Strict
+//!   contexts set it to a native hook and then replace the property with a
+//!   read-only `undefined` (the native setter that stored it is gone, so no
+//!   script can swap the hook out). The hook writes the stack text as
+//!   QuickJS would, and when the error is the engine's out-of-memory error
+//!   (or a `null` thrown while the heap is within 256 KiB of its limit)
+//!   or its stack-overflow error, it records the budget as exceeded and
+//!   marks the error uncatchable, as the interrupt is.
+//! - **The stack band.** A stack overflow happens at the deepest frame, where
+//!   calling the hook would overflow again, so the hook cannot see it. Each
+//!   slice instead moves the runtime's stack top to where it starts, sets the
+//!   engine's limit [`BAND`] bytes below the call's `stack_bytes`, and paints
+//!   those [`BAND`] bytes with a pattern drawn for the slice. Frames grow the
+//!   stack contiguously and initialise what they take (bytecode frames set
+//!   every local), and no frame the engine accepts reaches below the band: a
+//!   call whose JS went deeper than `stack_bytes` overwrote part of the
+//!   pattern, which the slice checks when it ends. What it cannot see: a
+//!   single frame larger than the band that the engine refused whole (a
+//!   function with over 2,000 locals), which used no stack beyond the budget;
+//!   the script gets a `RangeError` it may catch.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use rquickjs::function::Rest;
+use rquickjs::object::Property;
+use rquickjs::{qjs, Ctx, Function, Object, Value};
+
+use crate::error::LimitKind;
+
+/// The painted band below a strict call's stack budget.
+pub(crate) const BAND: usize = 32 << 10;
+
+/// Below how many bytes from its limit a heap counts as exhausted when a
+/// bare `null` is thrown (the engine throws one when it cannot even make
+/// its out-of-memory error).
+const NULL_OOM_MARGIN: i64 = 256 << 10;
+
+/// The stack pointer, near enough (the address of a local).
+#[inline(always)]
+pub(crate) fn stack_pointer() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
+}
+
+/// The painted band of one slice.
+pub(crate) struct Band {
+    lo: usize,
+    hi: usize,
+    seed: u64,
+}
+
+impl Band {
+    /// Makes the stack position of the caller the runtime's stack top and
+    /// paints the band under `stack_bytes` below it. `None` if the band
+    /// would reach below `floor` (the lowest address known to be this
+    /// thread's stack): the call cannot have its stack here.
+    #[inline(never)]
+    pub(crate) fn paint(
+        ctx: &Ctx<'_>,
+        stack_bytes: usize,
+        floor: usize,
+        seed: u64,
+    ) -> Option<Band> {
+        // SAFETY: `ctx` is a live context; its runtime pointer is valid for
+        // as long as it is, and JS_UpdateStackTop only reads the stack
+        // pointer and recomputes the runtime's limit from it.
+        unsafe { qjs::JS_UpdateStackTop(qjs::JS_GetRuntime(ctx.as_raw().as_ptr())) };
+        let top = stack_pointer();
+        let hi = top.checked_sub(stack_bytes)? & !7;
+        let lo = hi.checked_sub(BAND)?;
+        if lo < floor {
+            return None;
+        }
+        for addr in (lo..hi).step_by(8) {
+            // SAFETY: `[lo, hi)` lies inside this thread's stack (above
+            // `floor`) and at least `stack_bytes` below this frame, so no
+            // live frame, red zone or signal frame of ours is there now:
+            // it is memory the next frames will overwrite anyway.
+            unsafe {
+                std::ptr::write_volatile(
+                    std::ptr::with_exposed_provenance_mut::<u64>(addr),
+                    seed ^ addr as u64,
+                )
+            };
+        }
+        Some(Band { lo, hi, seed })
+    }
+
+    /// Whether anything wrote into the band since it was painted.
+    #[inline(never)]
+    pub(crate) fn touched(&self) -> bool {
+        (self.lo..self.hi).step_by(8).any(|addr| {
+            // SAFETY: as in `paint`; this frame is above the band again.
+            let word =
+                unsafe { std::ptr::read_volatile(std::ptr::with_exposed_provenance::<u64>(addr)) };
+            word != self.seed ^ addr as u64
+        })
+    }
+}
+
+/// A new seed for a band's pattern (xorshift over the previous one).
+pub(crate) fn next_seed(seed: &Cell<u64>) -> u64 {
+    let mut x = seed.get();
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    seed.set(x);
+    x
+}
+
+/// What the error hook reports to: the budget found exceeded, and the
+/// call's heap limit.
+#[derive(Default)]
+pub(crate) struct HookCells {
+    pub hit: Rc<Cell<Option<LimitKind>>>,
+    pub memory_limit: Cell<usize>,
+}
+
+/// Installs the error hook on `ctx` (see the module docs).
+pub(crate) fn install_error_hook<'js>(
+    ctx: &Ctx<'js>,
+    cells: Rc<HookCells>,
+) -> rquickjs::Result<()> {
+    let hook = move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> Value<'js> {
+        let mut args = args.0.into_iter();
+        let error = args
+            .next()
+            .unwrap_or_else(|| Value::new_undefined(ctx.clone()));
+        let sites = args.next();
+        if let Some(kind) = engine_failure(&ctx, &error, &cells) {
+            if cells.hit.get().is_none() {
+                cells.hit.set(Some(kind));
+            }
+            if error.is_object() {
+                // SAFETY: `error` is a live object value of `ctx`; the call
+                // only sets a flag bit on it.
+                unsafe { qjs::JS_SetUncatchableError(ctx.as_raw().as_ptr(), error.as_raw()) };
+            }
+        }
+        stack_text(&ctx, sites)
+    };
+    let error: Object = ctx.globals().get("Error")?;
+    // The native setter keeps the hook in the context; the data property
+    // that replaces the accessor then leaves scripts no way to change it.
+    error.set("prepareStackTrace", Function::new(ctx.clone(), hook)?)?;
+    error.prop(
+        "prepareStackTrace",
+        Property::from(Value::new_undefined(ctx.clone())),
+    )
+}
+
+/// Whether `error` is the engine's out-of-memory or stack-overflow error.
+fn engine_failure<'js>(ctx: &Ctx<'js>, error: &Value<'js>, cells: &HookCells) -> Option<LimitKind> {
+    if error.is_null() {
+        return near_memory_limit(ctx, cells.memory_limit.get()).then_some(LimitKind::Memory);
+    }
+    let object = error.as_object()?;
+    let message: String = object.get("message").ok()?;
+    let name: String = object.get("name").ok()?;
+    match (name.as_str(), message.as_str()) {
+        ("InternalError", "out of memory") => Some(LimitKind::Memory),
+        ("RangeError", "Maximum call stack size exceeded") => Some(LimitKind::Stack),
+        _ => None,
+    }
+}
+
+/// Whether the heap of `ctx`'s runtime is within [`NULL_OOM_MARGIN`] of `limit`.
+fn near_memory_limit(ctx: &Ctx<'_>, limit: usize) -> bool {
+    // SAFETY: `ctx` is live, so its runtime is; JSMemoryUsage is plain
+    // data the call fills in, read only after it returns.
+    let used = unsafe {
+        let mut usage = std::mem::zeroed::<qjs::JSMemoryUsage>();
+        qjs::JS_ComputeMemoryUsage(qjs::JS_GetRuntime(ctx.as_raw().as_ptr()), &mut usage);
+        usage.malloc_size
+    };
+    used + NULL_OOM_MARGIN >= limit as i64
+}
+
+/// The stack text QuickJS writes itself: one `    at name (file:line:col)`
+/// line per call site.
+fn stack_text<'js>(ctx: &Ctx<'js>, sites: Option<Value<'js>>) -> Value<'js> {
+    let undefined = || Value::new_undefined(ctx.clone());
+    let Some(sites) = sites.and_then(|s| s.into_array()) else {
+        return undefined();
+    };
+    let mut text = String::new();
+    for site in sites.iter::<Object>() {
+        let Ok(site) = site else { break };
+        let call = |method: &str| -> Option<Value<'js>> {
+            let f: Function = site.get(method).ok()?;
+            f.call((rquickjs::function::This(site.clone()),)).ok()
+        };
+        let name = call("getFunctionName")
+            .and_then(|v| v.as_string().and_then(|s| s.to_string().ok()))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "<anonymous>".into());
+        let file = call("getFileName").and_then(|v| v.as_string().and_then(|s| s.to_string().ok()));
+        let line = call("getLineNumber").and_then(|v| v.as_int());
+        let column = call("getColumnNumber").and_then(|v| v.as_int());
+        text.push_str("    at ");
+        text.push_str(&name);
+        match (file, line, column) {
+            (Some(file), Some(line), Some(column)) if line >= 0 => {
+                text.push_str(&format!(" ({file}:{line}:{column})"));
+            }
+            (Some(file), _, _) => text.push_str(&format!(" ({file})")),
+            _ => text.push_str(" (native)"),
+        }
+        text.push('\n');
+    }
+    rquickjs::String::from_str(ctx.clone(), &text)
+        .map(|s| s.into_value())
+        .unwrap_or_else(|_| undefined())
+}
