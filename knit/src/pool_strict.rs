@@ -163,6 +163,10 @@ impl Script {
                 limit: self.limits.input_bytes as u64,
             });
         }
+        if let Some(setup) = &self.caller.shared.js {
+            setup.scripts.ensure(&self.script);
+        }
+        self.script.sent();
         let wall_ms = self.limits.wall.as_millis().min(u64::MAX as u128) as u64;
         let entry = targets::strict_entry(wall_ms.saturating_add(WALL_GRACE_MS));
         self.caller.send_wire(entry, &input, None)
@@ -275,11 +279,9 @@ impl Pool {
             None => {
                 let name = format!("{}{id:016x}", crate::js::strict::fresh::SCRIPT_PREFIX);
                 let bytecode = compile_script(setup, &name, source)?;
-                setup.scripts.insert(StrictScript {
-                    id,
-                    bytecode,
-                    name: name.into(),
-                })
+                setup
+                    .scripts
+                    .insert(Arc::new(StrictScript::new(id, bytecode, name.into())))
             }
         };
         Ok(Script {

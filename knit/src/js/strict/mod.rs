@@ -26,7 +26,9 @@ pub(crate) mod guard;
 mod header;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 pub(crate) use header::Header;
 
@@ -39,7 +41,40 @@ pub(crate) struct StrictScript {
     /// The module name it was compiled under (`script:<id>`), which its
     /// errors' stacks and console lines name.
     pub name: Arc<str>,
+    /// When a call of it was last sent ([`now_ms`]).
+    pub last_sent: AtomicU64,
 }
+
+impl StrictScript {
+    pub(crate) fn new(id: u64, bytecode: Vec<u8>, name: Arc<str>) -> StrictScript {
+        StrictScript {
+            id,
+            bytecode,
+            name,
+            last_sent: AtomicU64::new(now_ms()),
+        }
+    }
+
+    /// Notes that a call of it is being sent.
+    pub(crate) fn sent(&self) {
+        self.last_sent.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
+/// A coarse clock for the store, in milliseconds: it starts at
+/// [`KEEP_UNUSED`] (so that 0 is a time long enough ago).
+fn now_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let since = EPOCH.get_or_init(Instant::now).elapsed() + KEEP_UNUSED;
+    since.as_millis() as u64
+}
+
+/// Above this many scripts, inserting one drops those nobody holds.
+const KEEP_SCRIPTS: usize = 256;
+
+/// A script no handle holds is kept this long after its last call was sent
+/// (a call still queued then must still find it).
+const KEEP_UNUSED: Duration = Duration::from_secs(60);
 
 /// The untrusted scripts of one pool, by id (shared by its workers).
 #[derive(Default)]
@@ -54,13 +89,72 @@ impl ScriptStore {
         scripts.get(&id).cloned()
     }
 
-    /// Keeps `script` (or the one already kept under its id).
-    pub(crate) fn insert(&self, script: StrictScript) -> Arc<StrictScript> {
+    /// Keeps `script` (or the one already kept under its id). With more
+    /// than [`KEEP_SCRIPTS`] kept, those no `Script` handle holds any more
+    /// and whose last call went out over [`KEEP_UNUSED`] ago are dropped
+    /// (services that compile scripts without end must not grow the store
+    /// without end); a handle that sends again puts its script back.
+    pub(crate) fn insert(&self, script: Arc<StrictScript>) -> Arc<StrictScript> {
         let mut scripts = self.scripts.write().unwrap_or_else(|e| e.into_inner());
-        scripts
-            .entry(script.id)
-            .or_insert_with(|| Arc::new(script))
-            .clone()
+        if scripts.len() >= KEEP_SCRIPTS && !scripts.contains_key(&script.id) {
+            let now = now_ms();
+            let keep = KEEP_UNUSED.as_millis() as u64;
+            scripts.retain(|_, s| {
+                Arc::strong_count(s) > 1
+                    || now.saturating_sub(s.last_sent.load(Ordering::Relaxed)) < keep
+            });
+        }
+        scripts.entry(script.id).or_insert(script).clone()
+    }
+
+    /// Puts `script` back if it was dropped (see [`ScriptStore::insert`]).
+    pub(crate) fn ensure(&self, script: &Arc<StrictScript>) {
+        let kept = {
+            let scripts = self.scripts.read().unwrap_or_else(|e| e.into_inner());
+            scripts.contains_key(&script.id)
+        };
+        if !kept {
+            self.insert(script.clone());
+        }
+    }
+
+    /// How many scripts are kept.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.scripts.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn script(id: u64) -> Arc<StrictScript> {
+        Arc::new(StrictScript::new(id, vec![1, 2, 3], format!("script:{id}").into()))
+    }
+
+    #[test]
+    fn the_store_keeps_held_and_recent_scripts_and_puts_dropped_ones_back() {
+        let store = ScriptStore::default();
+        let held: Vec<Arc<StrictScript>> = (0..KEEP_SCRIPTS as u64).map(script).collect();
+        for s in &held {
+            store.insert(s.clone());
+        }
+        // Full, but every script is held: nothing is dropped.
+        store.insert(script(10_000));
+        assert_eq!(store.len(), KEEP_SCRIPTS + 1);
+        // Unheld and long unused: dropped at the next insert.
+        let old = store.get(10_000).expect("kept");
+        old.last_sent.store(0, Ordering::Relaxed);
+        drop(old);
+        store.insert(script(10_001));
+        assert!(store.get(10_000).is_none());
+        // A handle puts its script back before it sends.
+        let again = script(10_000);
+        store.ensure(&again);
+        assert!(store.get(10_000).is_some());
+        assert_eq!(store.insert(script(0)).bytecode, held[0].bytecode);
+        assert!(Arc::ptr_eq(&store.get(0).unwrap(), &held[0]));
     }
 }
 
