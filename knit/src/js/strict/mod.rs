@@ -130,7 +130,11 @@ mod tests {
     use super::*;
 
     fn script(id: u64) -> Arc<StrictScript> {
-        Arc::new(StrictScript::new(id, vec![1, 2, 3], format!("script:{id}").into()))
+        Arc::new(StrictScript::new(
+            id,
+            vec![1, 2, 3],
+            format!("script:{id}").into(),
+        ))
     }
 
     #[test]
