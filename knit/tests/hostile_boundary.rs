@@ -1,4 +1,5 @@
 //! The boundary of strict mode on threads: a builtin that never polls the interrupt handler is abandoned (the caller times out, `hard_timeout` replaces the lane) and the pool goes on serving.
+#![cfg(feature = "js")]
 
 use std::time::{Duration, Instant};
 
