@@ -263,6 +263,17 @@ impl Pool {
     ) -> Result<Script, ScriptError> {
         let setup = self.call.shared.js.as_ref().ok_or(ScriptError::NoJs)?;
         check_limits(&self.call, &limits)?;
+        if self.call.shared.hard_timeout.is_none()
+            && !setup
+                .scripts
+                .warned
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "knit: untrusted scripts on a pool without PoolOptions::hard_timeout: \
+                 a worker stuck in a builtin that never polls the interrupt stays stuck"
+            );
+        }
         let source = source.as_ref();
         if source.len() > MAX_SOURCE {
             return Err(ScriptError::TooLarge {

@@ -242,6 +242,18 @@ impl<'js> Writer<'_, 'js> {
 
     /// A string's length and UTF-8 bytes (no tag).
     fn string(&mut self, v: qjs::JSValue) -> Result<(), WireError> {
+        // A string too long for the limit fails before it is flattened and
+        // encoded (its UTF-8 form is at least as long as its UTF-16 length).
+        // SAFETY: `v` is a live value of this context.
+        let tag = unsafe { qjs::JS_VALUE_GET_NORM_TAG(v) };
+        if tag == qjs::JS_TAG_STRING || tag == qjs::JS_TAG_STRING_ROPE {
+            let mut units: i64 = 0;
+            // SAFETY: a string's `length` is read without running JS and
+            // cannot fail; `units` is written before the call returns.
+            if unsafe { qjs::JS_GetLength(self.raw, v, &mut units) } == 0 {
+                self.room(usize::try_from(units).unwrap_or(usize::MAX))?;
+            }
+        }
         let mut len: qjs::size_t = 0;
         // SAFETY: `v` is a live string (or any value: ToString is applied).
         let p = unsafe { qjs::JS_ToCStringLen2(self.raw, &mut len, v, false) };

@@ -24,20 +24,31 @@ use crate::table::Ticket;
 /// `globalThis[Symbol.for("knit.host")]` that the `knit:host` module reads.
 /// With `grants` (a strict context), only the exposed functions at those
 /// indexes are callable; the others throw a `TypeError` saying they were
-/// not granted.
+/// not granted, and none runs once the call is over a budget.
 pub(crate) fn install<'js>(
     ctx: &Ctx<'js>,
     state: &Rc<EngineState>,
-    grants: Option<&[u16]>,
+    grants: Option<Grants<'_>>,
 ) -> rquickjs::Result<()> {
     let host = Object::new(ctx.clone())?;
     for index in 0..state.setup.exposed.len() {
         let state = state.clone();
         let name = state.setup.exposed[index].name.clone();
-        let granted = grants.is_none_or(|g| g.contains(&(index as u16)));
+        let granted = grants
+            .as_ref()
+            .is_none_or(|g| g.indexes.contains(&(index as u16)));
+        let over = grants.as_ref().map(|g| g.over.clone());
         let f = if granted {
             let call =
                 move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
+                    if over.as_ref().is_some_and(|o| o.get().is_some()) {
+                        // It caught its own out-of-memory error, say: the
+                        // call is failing, and does nothing more outside.
+                        return Err(Exception::throw_internal(
+                            &ctx,
+                            "the call is over a budget: no host function runs",
+                        ));
+                    }
                     call_host(&ctx, &state, &state.setup.exposed[index], args.0)
                 };
             Function::new(ctx.clone(), call)?
@@ -63,6 +74,13 @@ pub(crate) fn install<'js>(
     ctx.globals()
         .prop(key, rquickjs::object::Property::from(host))?;
     Ok(())
+}
+
+/// A strict call's grants: the exposed functions' indexes, and the cell
+/// that says the call went over a budget.
+pub(crate) struct Grants<'a> {
+    pub indexes: &'a [u16],
+    pub over: Rc<std::cell::Cell<Option<crate::error::LimitKind>>>,
 }
 
 fn call_host<'js>(

@@ -46,6 +46,23 @@ impl StrictCall {
     }
 }
 
+/// The end of the part of a slice whose stack use counts: the script's JS
+/// is done, and what follows (converting its result, knit's own recursion)
+/// is not the script's stack.
+struct Checkpoint<'a> {
+    band: Band,
+    budget: &'a Budget,
+    done: Cell<bool>,
+}
+
+impl Checkpoint<'_> {
+    fn end(&self) {
+        if !self.done.replace(true) && self.band.touched() {
+            self.budget.exceed(LimitKind::Stack);
+        }
+    }
+}
+
 /// How a slice left the call.
 enum Step {
     Done(Outcome),
@@ -146,8 +163,8 @@ impl StrictCalls {
             output_max: limits.output_bytes.min(state.setup.max_payload),
             fresh,
         };
-        let step = self.slice(&call, state, |ctx| {
-            first_run(ctx, state, &script, &header, args, &call)
+        let step = self.slice(&call, state, |ctx, cp| {
+            first_run(ctx, cp, state, &script, &header, args, &call)
         });
         match self.after(call, step) {
             Ok(outcome) => Begun::Done(outcome),
@@ -164,7 +181,7 @@ impl StrictCalls {
         &self,
         call: &StrictCall,
         state: &EngineState,
-        f: impl for<'js> FnOnce(&Ctx<'js>) -> R,
+        f: impl for<'js> FnOnce(&Ctx<'js>, &Checkpoint<'_>) -> R,
     ) -> Option<R> {
         state.current.set(Some(call.call));
         call.budget.begin_slice();
@@ -172,11 +189,13 @@ impl StrictCalls {
         let stack = call.budget.limits.stack_bytes;
         let floor = self.floor;
         let ran = call.fresh.ctx.with(|ctx| {
-            let band = Band::paint(&ctx, stack, floor, seed)?;
-            let r = f(&ctx);
-            if band.touched() {
-                call.budget.exceed(LimitKind::Stack);
-            }
+            let checkpoint = Checkpoint {
+                band: Band::paint(&ctx, stack, floor, seed)?,
+                budget: &call.budget,
+                done: Cell::new(false),
+            };
+            let r = f(&ctx, &checkpoint);
+            checkpoint.end();
             Some(r)
         });
         call.budget.end_slice();
@@ -248,7 +267,7 @@ impl StrictCalls {
                 let step = if call.budget.hit.get().is_some() {
                     Some(Step::Done(Outcome::Failed(CallError::Aborted)))
                 } else if due || call.fresh.rt.is_job_pending() {
-                    self.slice(&call, state, |ctx| resume(ctx, &call, now))
+                    self.slice(&call, state, |ctx, cp| resume(ctx, cp, &call, now))
                 } else {
                     // Nothing to run: it keeps waiting.
                     self.pending.insert(id, call);
@@ -336,13 +355,18 @@ fn thrown(ctx: &Ctx<'_>, e: rquickjs::Error) -> Step {
 /// on the arguments.
 fn first_run<'js>(
     ctx: &Ctx<'js>,
+    cp: &Checkpoint<'_>,
     state: &Rc<EngineState>,
     script: &StrictScript,
     header: &Header,
     args: &[u8],
     call: &StrictCall,
 ) -> Step {
-    if let Err(e) = exposed::install(ctx, state, Some(&header.grants)) {
+    let grants = exposed::Grants {
+        indexes: &header.grants,
+        over: call.budget.hit.clone(),
+    };
+    if let Err(e) = exposed::install(ctx, state, Some(grants)) {
         return thrown(ctx, e);
     }
     // SAFETY: the store only holds bytecode `compile_script` had this
@@ -357,11 +381,7 @@ fn first_run<'js>(
     };
     // Top-level code with `await` settles on its jobs; a timer it awaits
     // would need a turn, which a module's evaluation does not get.
-    for _ in 0..JOBS_PER_SLICE {
-        if evaluated.state() != PromiseState::Pending || !ctx.execute_pending_job() {
-            break;
-        }
-    }
+    run_jobs(ctx, &evaluated, call);
     match evaluated.state() {
         PromiseState::Resolved => {}
         PromiseState::Rejected => return rejected(ctx, &evaluated),
@@ -399,18 +419,28 @@ fn first_run<'js>(
         Err(e) => return Step::Done(Outcome::Failed(CallError::Payload(e.into()))),
     };
     let Some(promise) = value.as_promise().cloned() else {
-        return Step::Done(outcome_of(ctx, &value, call));
+        return Step::Done(outcome_of(ctx, cp, &value, call));
     };
+    run_jobs(ctx, &promise, call);
+    settle(ctx, cp, &promise, call).unwrap_or_else(|| Step::Waiting(Persistent::save(ctx, promise)))
+}
+
+/// Runs queued jobs until `promise` settles, none is left, or the call
+/// went over a budget (after a caught out-of-memory error, say: its
+/// handlers must not go on running).
+fn run_jobs<'js>(ctx: &Ctx<'js>, promise: &Promise<'js>, call: &StrictCall) {
     for _ in 0..JOBS_PER_SLICE {
-        if promise.state() != PromiseState::Pending || !ctx.execute_pending_job() {
+        if promise.state() != PromiseState::Pending
+            || call.budget.hit.get().is_some()
+            || !ctx.execute_pending_job()
+        {
             break;
         }
     }
-    settle(ctx, &promise, call).unwrap_or_else(|| Step::Waiting(Persistent::save(ctx, promise)))
 }
 
 /// A later slice of a pending call: its due timers, then its jobs.
-fn resume<'js>(ctx: &Ctx<'js>, call: &StrictCall, now: Instant) -> Step {
+fn resume<'js>(ctx: &Ctx<'js>, cp: &Checkpoint<'_>, call: &StrictCall, now: Instant) -> Step {
     let Some(saved) = call.promise.clone() else {
         return Step::Done(Outcome::Failed(CallError::WorkerLost));
     };
@@ -422,22 +452,23 @@ fn resume<'js>(ctx: &Ctx<'js>, call: &StrictCall, now: Instant) -> Step {
         let error = js_error_of(ctx, failure.thrown);
         return Step::Done(Outcome::Failed(CallError::Js(Box::new(error))));
     }
-    for _ in 0..JOBS_PER_SLICE {
-        if promise.state() != PromiseState::Pending || !ctx.execute_pending_job() {
-            break;
-        }
-    }
-    settle(ctx, &promise, call).unwrap_or(Step::Waiting(saved))
+    run_jobs(ctx, &promise, call);
+    settle(ctx, cp, &promise, call).unwrap_or(Step::Waiting(saved))
 }
 
 /// The outcome of a promise that settled (`None` while it is pending).
-fn settle<'js>(ctx: &Ctx<'js>, promise: &Promise<'js>, call: &StrictCall) -> Option<Step> {
+fn settle<'js>(
+    ctx: &Ctx<'js>,
+    cp: &Checkpoint<'_>,
+    promise: &Promise<'js>,
+    call: &StrictCall,
+) -> Option<Step> {
     match promise.state() {
         PromiseState::Pending => None,
         PromiseState::Resolved => {
             let value = promise.result::<Value>().and_then(Result::ok);
             let value = value.unwrap_or_else(|| Value::new_undefined(ctx.clone()));
-            Some(Step::Done(outcome_of(ctx, &value, call)))
+            Some(Step::Done(outcome_of(ctx, cp, &value, call)))
         }
         PromiseState::Rejected => Some(rejected(ctx, promise)),
     }
@@ -451,8 +482,16 @@ fn rejected<'js>(ctx: &Ctx<'js>, promise: &Promise<'js>) -> Step {
     Step::Done(Outcome::Failed(CallError::Js(Box::new(error))))
 }
 
-/// The call's result in the wire form, within its output budget.
-fn outcome_of<'js>(ctx: &Ctx<'js>, value: &Value<'js>, call: &StrictCall) -> Outcome {
+/// The call's result in the wire form, within its output budget. The
+/// conversion's own recursion is knit's, not the script's: the stack
+/// band is checked before it.
+fn outcome_of<'js>(
+    ctx: &Ctx<'js>,
+    cp: &Checkpoint<'_>,
+    value: &Value<'js>,
+    call: &StrictCall,
+) -> Outcome {
+    cp.end();
     let limits = WireLimits {
         max_bytes: call.output_max,
         ..WireLimits::default()

@@ -80,6 +80,8 @@ const KEEP_UNUSED: Duration = Duration::from_secs(60);
 #[derive(Default)]
 pub(crate) struct ScriptStore {
     scripts: RwLock<HashMap<u64, Arc<StrictScript>>>,
+    /// Whether the pool was told it has no `hard_timeout` (said once).
+    pub warned: std::sync::atomic::AtomicBool,
 }
 
 impl ScriptStore {
