@@ -127,6 +127,14 @@ impl ScriptStore {
     }
 }
 
+/// The id of a script with source `source`.
+pub(crate) fn script_id(source: &[u8]) -> u64 {
+    let hash = blake3::hash(source);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hash.as_bytes()[..8]);
+    u64::from_le_bytes(first)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,10 +172,3 @@ mod tests {
     }
 }
 
-/// The id of a script with source `source`.
-pub(crate) fn script_id(source: &[u8]) -> u64 {
-    let hash = blake3::hash(source);
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&hash.as_bytes()[..8]);
-    u64::from_le_bytes(first)
-}
