@@ -4,14 +4,23 @@
 #[path = "support/hostile.rs"]
 mod hostile;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hostile::*;
-use knit::js::Limits;
-use knit::{Call, LimitKind};
+use knit::js::{JsOptions, Limits};
+use knit::{Call, LimitKind, Script};
 
 static LOCK: Mutex<()> = Mutex::new(());
+
+/// How many quiet calls have begun (see [`QUIET`]).
+static STARTED: AtomicUsize = AtomicUsize::new(0);
+
+#[knit::task]
+fn started() -> usize {
+    STARTED.fetch_add(1, Ordering::SeqCst) + 1
+}
 
 /// 100 ms of CPU (the bound is 220 ms) and a wall budget far beyond it, so
 /// only the CPU budget can end these calls.
@@ -198,7 +207,9 @@ fn endless_timer_waits_run_out_of_wall_time() {
 /// A quiet call: about a millisecond of work in all, in 4 slices with a
 /// 20 ms timer after each (so it lives for 80 ms or more).
 const QUIET: &str = "
+    import { started } from 'knit:host';
     export default async (id) => {
+        started();
         let sum = 0;
         for (let slice = 0; slice < 4; slice++) {
             for (let i = 0; i < 2000; i++) sum = (sum + i * id) % 1000003;
@@ -219,31 +230,62 @@ fn quiet_answer(id: u64) -> u64 {
 }
 
 /// 49 quiet calls and one spinning neighbour share one worker. The spinner
-/// starts once the first 25 quiet calls have begun and wait on their
-/// timers, and its 50 ms of spinning (then the other quiet calls' slices)
+/// is sent once the first 25 quiet calls have begun (and wait on their
+/// timers), and its 50 ms of spinning (then the other quiet calls' slices)
 /// fall inside their lives: each quiet call lives through far more than
 /// its 50 ms CPU budget of the worker's CPU time, but is billed only its
 /// own slices. The spinner runs out of its 50 ms; every quiet call succeeds.
 #[test]
 fn fifty_calls_on_one_worker_are_each_billed_their_own_cpu() {
     let _serial = serial(&LOCK);
-    let pool = pool();
+    let pool = pool_with(JsOptions {
+        expose: vec!["started".into()],
+        ..Default::default()
+    });
     normal_call_works(&pool);
-    let quiet = pool.untrusted(QUIET, limits(ms(50), ms(5000))).unwrap();
+    let quiet = pool
+        .untrusted(QUIET, limits(ms(50), ms(5000)))
+        .unwrap()
+        .with_grants(["started"])
+        .unwrap();
     let spinner_limits = limits(ms(50), ms(2000));
     let spinner = pool
         .untrusted("export default () => { for (;;) {} };", spinner_limits)
         .unwrap();
     let (id, sum): (u64, u64) = settle("a quiet call alone", quiet.call(1)).unwrap();
     assert_eq!((id, sum), (1, quiet_answer(1)));
+    let bound = bound(spinner_limits.cpu);
+    for attempt in 1..=ATTEMPTS {
+        let spin_took = fifty_calls(&quiet, &spinner, &spinner_limits);
+        if spin_took <= bound {
+            break;
+        }
+        assert!(
+            attempt < ATTEMPTS,
+            "the spinner took {spin_took:?}, more than {bound:?}, in each of {ATTEMPTS} tries"
+        );
+        eprintln!("hostile-timing: the spinner: try {attempt} of {ATTEMPTS} over the bound, again");
+    }
+    normal_call_works(&pool);
+}
 
+/// One round of [`fifty_calls_on_one_worker_are_each_billed_their_own_cpu`]:
+/// asserts every outcome; the spinner's time from its send to its outcome.
+fn fifty_calls(quiet: &Script, spinner: &Script, spinner_limits: &Limits) -> Duration {
+    STARTED.store(0, Ordering::SeqCst);
     let start = Instant::now();
     let mut calls: Vec<(u64, Call<(u64, u64)>)> = Vec::new();
     for id in 1..=25 {
         calls.push((id, quiet.call(id)));
     }
-    // Their first slices take a few milliseconds; their first timers, 20.
-    std::thread::sleep(ms(10));
+    let waiting = Instant::now();
+    while STARTED.load(Ordering::SeqCst) < 25 {
+        assert!(
+            waiting.elapsed() < ms(5000),
+            "the quiet calls did not begin"
+        );
+        std::thread::sleep(ms(1));
+    }
     let spin_sent = Instant::now();
     let spin = spinner.apply::<_, ()>(());
     for id in 26..=49 {
@@ -266,19 +308,14 @@ fn fifty_calls_on_one_worker_are_each_billed_their_own_cpu() {
     );
     report("49 quiet calls and a spinner, all", all, bound(ms(5000)));
     assert!(failures.is_empty(), "quiet calls failed: {failures:?}");
-    assert_limit("the spinner", &spun, LimitKind::Cpu, &spinner_limits);
-    assert!(
-        spin_took <= bound(spinner_limits.cpu),
-        "the spinner took {spin_took:?}, more than {:?}",
-        bound(spinner_limits.cpu)
-    );
+    assert_limit("the spinner", &spun, LimitKind::Cpu, spinner_limits);
     // The quiet calls outlived the spinner: they were pending all along.
     assert!(
         all > spin_took + ms(20),
         "the quiet calls were done after {all:?}"
     );
     assert!(all <= bound(ms(5000)), "the 50 calls took {all:?}");
-    normal_call_works(&pool);
+    spin_took
 }
 
 /// A cancelled call is no longer run: cancelling a spinning call from the

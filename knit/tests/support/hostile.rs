@@ -79,31 +79,54 @@ pub fn limits(cpu: Duration, wall: Duration) -> Limits {
     }
 }
 
+/// How many times in all a case is run whose only fault was its time,
+/// before the test fails. The VM these tests run on is shared: a worker
+/// that got less than half a core for a while misses a bound of twice its
+/// CPU budget through no fault of the engine. A case the engine makes slow
+/// misses it every time; a retried case must end exactly as it did before.
+pub const ATTEMPTS: usize = 3;
+
 /// Makes a call with `send` and waits for it, measuring both. Panics if it
-/// took longer than [`bound`]`(budget)` (or never settled). Prints a
-/// `hostile-timing:` line with the time and the bound.
+/// took longer than [`bound`]`(budget)` in each of [`ATTEMPTS`] tries (or
+/// never settled, or a retry ended otherwise). Prints a `hostile-timing:`
+/// line with the time and the bound for every try.
 pub fn timed<R: DeserializeOwned + Debug>(
     what: &str,
     budget: Duration,
-    send: impl FnOnce() -> Call<R>,
+    send: impl Fn() -> Call<R>,
 ) -> (Result<R, CallError>, Duration) {
     let bound = bound(budget);
-    let start = Instant::now();
-    let call = send();
-    let outcome = match call.wait_for(bound + HANG) {
-        Ok(outcome) => outcome,
-        Err(call) => {
-            call.cancel();
-            panic!("{what}: no outcome after {:?} (hung)", start.elapsed());
+    let mut first: Option<String> = None;
+    for attempt in 1..=ATTEMPTS {
+        let start = Instant::now();
+        let call = send();
+        let outcome = match call.wait_for(bound + HANG) {
+            Ok(outcome) => outcome,
+            Err(call) => {
+                call.cancel();
+                panic!("{what}: no outcome after {:?} (hung)", start.elapsed());
+            }
+        };
+        let took = start.elapsed();
+        report(what, took, bound);
+        let shown = format!("{outcome:?}");
+        match &first {
+            Some(before) => assert_eq!(
+                &shown, before,
+                "{what}: a retry (after a try over the bound) ended otherwise"
+            ),
+            None => first = Some(shown),
         }
-    };
-    let took = start.elapsed();
-    report(what, took, bound);
-    assert!(
-        took <= bound,
-        "{what}: took {took:?}, more than {bound:?} (2 x {budget:?} + {SLACK:?}); outcome {outcome:?}"
-    );
-    (outcome, took)
+        if took <= bound {
+            return (outcome, took);
+        }
+        assert!(
+            attempt < ATTEMPTS,
+            "{what}: took {took:?}, more than {bound:?} (2 x {budget:?} + {SLACK:?}), in each of {ATTEMPTS} tries; outcome {outcome:?}"
+        );
+        eprintln!("hostile-timing: {what}: try {attempt} of {ATTEMPTS} over the bound, again");
+    }
+    unreachable!("the last try returns or panics")
 }
 
 /// Prints one `hostile-timing:` line (collected with `--nocapture`).
