@@ -171,4 +171,3 @@ mod tests {
         assert!(Arc::ptr_eq(&store.get(0).unwrap(), &held[0]));
     }
 }
-
