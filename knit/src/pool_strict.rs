@@ -219,6 +219,12 @@ fn check_limits(caller: &Caller, limits: &Limits) -> Result<(), ScriptError> {
             "stack_bytes must be at least 16 KiB".into(),
         ));
     }
+    if limits.memory_bytes == 0 {
+        // QuickJS reads a memory limit of 0 as no limit at all.
+        return Err(ScriptError::Limits(
+            "memory_bytes must be more than zero (the engine reads 0 as no limit)".into(),
+        ));
+    }
     if limits.cpu.is_zero() || limits.wall.is_zero() {
         return Err(ScriptError::Limits(
             "cpu and wall must be more than zero".into(),

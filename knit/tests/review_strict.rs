@@ -276,7 +276,6 @@ fn a_null_out_of_memory_after_a_builtin_caught_an_error_is_a_normal_result() {
 /// `memory_bytes: 0` is QuickJS's "no limit": a call with it allocated
 /// 160 MB here. It should be refused like `cpu: 0`.
 #[test]
-#[ignore = "FINDING: memory_bytes = 0 is QuickJS no limit: a call allocated 160 MB"]
 fn memory_bytes_zero_is_refused_not_an_unlimited_heap() {
     let pool = pool();
     let limits = Limits {
