@@ -147,6 +147,26 @@ impl Budget {
     }
 }
 
+/// Makes every call of a JS or native function in runtime `rt` fail from
+/// now on (as a stack overflow): for a call whose budget ran out.
+///
+/// The interrupt is uncatchable, but some builtins catch whatever their
+/// callback threw and carry on (the Promise constructor's executor,
+/// `Promise.try`, an async generator's body, `build_backtrace`), and the
+/// handler says "stop" again only at its next poll, 10,000 ticks on: a loop
+/// that calls such a builtin with the work inside its callback would have
+/// every poll land there, and run for ever. With no new frame possible,
+/// each frame already on the stack ends at its next poll.
+///
+/// # Safety
+///
+/// `rt` must be a live runtime, and this thread the one running it.
+pub(crate) unsafe fn forbid_new_frames(rt: *mut rquickjs::qjs::JSRuntime) {
+    // A limit one byte below the stack top: every frame's check fails (0
+    // would mean no limit). The next slice of this runtime never comes.
+    unsafe { rquickjs::qjs::JS_SetMaxStackSize(rt, 1) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

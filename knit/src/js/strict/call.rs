@@ -8,7 +8,7 @@ use std::time::Instant;
 use rquickjs::promise::PromiseState;
 use rquickjs::{Ctx, Module, Persistent, Promise, Value};
 
-use super::budget::Budget;
+use super::budget::{forbid_new_frames, Budget};
 use super::fresh::Fresh;
 use super::guard::{next_seed, stack_pointer, Band, BAND};
 use super::{Header, StrictScript};
@@ -151,9 +151,21 @@ impl StrictCalls {
             ticket,
         ));
         let interrupt = budget.clone();
-        fresh
-            .rt
-            .set_interrupt_handler(Some(Box::new(move || interrupt.interrupt())));
+        // SAFETY: the context is live; the pointer is only used by the
+        // handler, which runs inside this runtime's JS (so while it lives).
+        let raw_rt = fresh
+            .ctx
+            .with(|ctx| unsafe { rquickjs::qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) });
+        let hook = fresh.hook.clone();
+        fresh.rt.set_interrupt_handler(Some(Box::new(move || {
+            let stop = interrupt.interrupt();
+            if stop {
+                // SAFETY: as above; called on the runtime's own thread.
+                unsafe { forbid_new_frames(raw_rt) };
+                hook.stopping.set(true);
+            }
+            stop
+        })));
         fresh.console_call.set(Some(ticket.call_id()));
         *fresh.console_module.borrow_mut() = Some(Rc::from(&*script.name));
         let call = StrictCall {
@@ -427,11 +439,12 @@ fn first_run<'js>(
 
 /// Runs queued jobs until `promise` settles, none is left, or the call
 /// went over a budget (after a caught out-of-memory error, say: its
-/// handlers must not go on running).
+/// handlers must not go on running) or its caller left.
 fn run_jobs<'js>(ctx: &Ctx<'js>, promise: &Promise<'js>, call: &StrictCall) {
     for _ in 0..JOBS_PER_SLICE {
         if promise.state() != PromiseState::Pending
             || call.budget.hit.get().is_some()
+            || call.budget.stopped()
             || !ctx.execute_pending_job()
         {
             break;

@@ -125,6 +125,13 @@ pub(crate) fn next_seed(seed: &Cell<u64>) -> u64 {
 pub(crate) struct HookCells {
     pub hit: Rc<Cell<Option<LimitKind>>>,
     pub memory_limit: Cell<usize>,
+    /// The interrupt handler said "stop": every error made from now on is
+    /// made uncatchable too. (The hook's own call polls the handler, and
+    /// `build_backtrace` throws away an interrupt that lands there: a loop
+    /// that makes and catches an error each turn could have every poll
+    /// land there, for ever; with the error it catches uncatchable, it
+    /// ends.)
+    pub stopping: Cell<bool>,
 }
 
 /// Installs the error hook on `ctx` (see the module docs).
@@ -138,15 +145,16 @@ pub(crate) fn install_error_hook<'js>(
             .next()
             .unwrap_or_else(|| Value::new_undefined(ctx.clone()));
         let sites = args.next();
-        if let Some(kind) = engine_failure(&ctx, &error, &cells) {
+        let failure = engine_failure(&ctx, &error, &cells);
+        if let Some(kind) = failure {
             if cells.hit.get().is_none() {
                 cells.hit.set(Some(kind));
             }
-            if error.is_object() {
-                // SAFETY: `error` is a live object value of `ctx`; the call
-                // only sets a flag bit on it.
-                unsafe { qjs::JS_SetUncatchableError(ctx.as_raw().as_ptr(), error.as_raw()) };
-            }
+        }
+        if (failure.is_some() || cells.stopping.get()) && error.is_object() {
+            // SAFETY: `error` is a live object value of `ctx`; the call
+            // only sets a flag bit on it.
+            unsafe { qjs::JS_SetUncatchableError(ctx.as_raw().as_ptr(), error.as_raw()) };
         }
         stack_text(&ctx, sites)
     };
@@ -157,7 +165,12 @@ pub(crate) fn install_error_hook<'js>(
     error.prop(
         "prepareStackTrace",
         Property::from(Value::new_undefined(ctx.clone())),
-    )
+    )?;
+    // `Error.stackTraceLimit` is read with ToNumber as each error is made,
+    // with the pending exception saved and restored around it: a `valueOf`
+    // there would run with its interrupt thrown away. The accessor goes the
+    // same way; the engine keeps its limit of 10.
+    error.prop("stackTraceLimit", Property::from(10))
 }
 
 /// Whether `error` is the engine's out-of-memory or stack-overflow error.
