@@ -160,7 +160,6 @@ fn an_interrupt_landing_in_the_error_hooks_call_does_not_keep_the_loop_running()
 /// (which swallows its interrupt). Fixed with the hook reading the error's
 /// prototype and own data property only.
 #[test]
-#[ignore = "FINDING: the error hook runs script getters inside build_backtrace"]
 fn the_error_hook_runs_no_script_getter() {
     let source = "export default () => {
         let ran = 0;
@@ -217,7 +216,6 @@ fn promise_jobs_keep_running_after_the_budget_ran_out() {
 /// Fixed: the hook compares the error's prototype with the context's own
 /// `InternalError.prototype` and reads its own `message` data property.
 #[test]
-#[ignore = "FINDING: InternalError.prototype.name = 'X' hides out-of-memory from the error hook"]
 fn out_of_memory_caught_after_renaming_internal_error_is_not_a_normal_result() {
     assert_memory_limit(
         "export default () => {
@@ -235,7 +233,6 @@ fn out_of_memory_caught_after_renaming_internal_error_is_not_a_normal_result() {
 /// script caught it. Fixed with the hook reading no getters: the getter
 /// below never runs inside it.
 #[test]
-#[ignore = "FINDING: an out-of-memory inside a getter the error hook reads is not seen"]
 fn out_of_memory_inside_a_getter_the_hook_reads_is_not_a_normal_result() {
     let source = "export default () => {
         let r = 'no getter ran in the hook';

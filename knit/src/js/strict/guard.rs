@@ -139,13 +139,17 @@ pub(crate) fn install_error_hook<'js>(
     ctx: &Ctx<'js>,
     cells: Rc<HookCells>,
 ) -> rquickjs::Result<()> {
+    let protos = EngineProtos {
+        internal: prototype_of(ctx, "InternalError")?,
+        range: prototype_of(ctx, "RangeError")?,
+    };
     let hook = move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> Value<'js> {
         let mut args = args.0.into_iter();
         let error = args
             .next()
             .unwrap_or_else(|| Value::new_undefined(ctx.clone()));
         let sites = args.next();
-        let failure = engine_failure(&ctx, &error, &cells);
+        let failure = engine_failure(&ctx, &error, &cells, &protos);
         if let Some(kind) = failure {
             if cells.hit.get().is_none() {
                 cells.hit.set(Some(kind));
@@ -173,18 +177,91 @@ pub(crate) fn install_error_hook<'js>(
     error.prop("stackTraceLimit", Property::from(10))
 }
 
+/// The addresses of the prototypes of the engine's out-of-memory error
+/// (`InternalError.prototype`) and stack-overflow error
+/// (`RangeError.prototype`), as the pristine context has them: compared
+/// with an error's prototype, never read (the context holds them as long
+/// as it lives).
+struct EngineProtos {
+    internal: usize,
+    range: usize,
+}
+
+/// The address of `globalThis[name].prototype`.
+fn prototype_of(ctx: &Ctx<'_>, name: &str) -> rquickjs::Result<usize> {
+    let constructor: Object = ctx.globals().get(name)?;
+    let prototype: Object = constructor.get("prototype")?;
+    Ok(address(&prototype))
+}
+
+fn address(object: &Object<'_>) -> usize {
+    // SAFETY: `object` is an object value: its payload is its pointer.
+    unsafe { qjs::JS_VALUE_GET_PTR(object.as_raw()) as usize }
+}
+
 /// Whether `error` is the engine's out-of-memory or stack-overflow error.
-fn engine_failure<'js>(ctx: &Ctx<'js>, error: &Value<'js>, cells: &HookCells) -> Option<LimitKind> {
+///
+/// It runs no script code: the hook is called inside `build_backtrace`,
+/// which throws away what the hook's call threw (the interrupt included)
+/// and builds no stack trace meanwhile (so an out-of-memory there would
+/// pass unseen). So no gets through the prototype chain, where a script
+/// may have put getters, or renamed the errors: an error object (an
+/// ordinary object, whose prototype and own properties are read without
+/// running code) with the engine's prototype and the engine's message as
+/// its own data property.
+fn engine_failure<'js>(
+    ctx: &Ctx<'js>,
+    error: &Value<'js>,
+    cells: &HookCells,
+    protos: &EngineProtos,
+) -> Option<LimitKind> {
     if error.is_null() {
         return near_memory_limit(ctx, cells.memory_limit.get()).then_some(LimitKind::Memory);
     }
+    if !error.is_error() {
+        return None;
+    }
     let object = error.as_object()?;
-    let message: String = object.get("message").ok()?;
-    let name: String = object.get("name").ok()?;
-    match (name.as_str(), message.as_str()) {
-        ("InternalError", "out of memory") => Some(LimitKind::Memory),
-        ("RangeError", "Maximum call stack size exceeded") => Some(LimitKind::Stack),
-        _ => None,
+    let prototype = address(&object.get_prototype()?);
+    let (kind, expected) = if prototype == protos.internal {
+        (LimitKind::Memory, "out of memory")
+    } else if prototype == protos.range {
+        (LimitKind::Stack, "Maximum call stack size exceeded")
+    } else {
+        return None;
+    };
+    (own_data_string(ctx, object, "message")? == expected).then_some(kind)
+}
+
+/// `object`'s own data property `key`, if it is a string (no getter runs).
+fn own_data_string<'js>(ctx: &Ctx<'js>, object: &Object<'js>, key: &str) -> Option<String> {
+    let raw = ctx.as_raw().as_ptr();
+    // SAFETY: `raw` is the live context of `object`; the atom is freed
+    // below, and the descriptor's three values, all set when the property
+    // is found, are owned here and freed as `Value`s.
+    unsafe {
+        let atom = qjs::JS_NewAtomLen(raw, key.as_ptr().cast(), key.len() as _);
+        if atom == qjs::JS_ATOM_NULL {
+            let _ = ctx.catch();
+            return None;
+        }
+        let mut desc = std::mem::MaybeUninit::<qjs::JSPropertyDescriptor>::zeroed();
+        let found = qjs::JS_GetOwnProperty(raw, desc.as_mut_ptr(), object.as_raw(), atom);
+        qjs::JS_FreeAtom(raw, atom);
+        if found < 0 {
+            let _ = ctx.catch();
+        }
+        if found <= 0 {
+            return None;
+        }
+        let desc = desc.assume_init();
+        let value = Value::from_raw(ctx.clone(), desc.value);
+        drop(Value::from_raw(ctx.clone(), desc.getter));
+        drop(Value::from_raw(ctx.clone(), desc.setter));
+        if desc.flags & qjs::JS_PROP_GETSET as i32 != 0 {
+            return None;
+        }
+        value.as_string()?.to_string().ok()
     }
 }
 
