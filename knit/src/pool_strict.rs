@@ -21,7 +21,7 @@ use crate::script_error::ScriptError;
 /// worker (which ends the call itself at the budget): past it, the call
 /// fails with `CallError::Timeout`, and with `hard_timeout` a worker stuck
 /// in a builtin that never polls the interrupt is replaced.
-const WALL_GRACE_MS: u64 = 1000;
+const WALL_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// An untrusted script compiled for a pool: made by [`Pool::untrusted`].
 /// Every call runs in a pristine engine of its own on a worker, under the
@@ -167,9 +167,8 @@ impl Script {
             setup.scripts.ensure(&self.script);
         }
         self.script.sent();
-        let wall_ms = self.limits.wall.as_millis().min(u64::MAX as u128) as u64;
-        let entry = targets::strict_entry(wall_ms.saturating_add(WALL_GRACE_MS));
-        self.caller.send_wire(entry, &input, None)
+        let call: Call<R> = self.caller.send_wire(targets::strict_entry(), &input, None);
+        call.timeout(self.limits.wall.saturating_add(WALL_GRACE))
     }
 }
 

@@ -44,12 +44,9 @@ pub(crate) enum Target {
 const EVAL: u64 = 0;
 const SESSION_EVAL: u64 = 1;
 const SESSION_CLOSE: u64 = 2;
+const STRICT: u64 = 3;
 /// Export targets are numbered from here.
 const FIRST_EXPORT: u64 = 16;
-/// Strict targets: this bit and the call's default budget in milliseconds
-/// (one entry per budget used, so the table arms each call's deadline).
-const STRICT: u64 = 1 << 47;
-const STRICT_MS_MASK: u64 = (1 << 40) - 1;
 
 struct Interned {
     by_name: HashMap<(String, String), &'static TaskEntry>,
@@ -135,39 +132,15 @@ macro_rules! fixed_entry {
 fixed_entry!(eval_entry, "eval", EVAL);
 fixed_entry!(session_eval_entry, "session.eval", SESSION_EVAL);
 fixed_entry!(session_close_entry, "session.close", SESSION_CLOSE);
-
-/// The entry of strict calls whose caller stops waiting after
-/// `timeout_ms` (made once per value).
-pub(crate) fn strict_entry(timeout_ms: u64) -> &'static TaskEntry {
-    static ENTRIES: OnceLock<Mutex<HashMap<u64, &'static TaskEntry>>> = OnceLock::new();
-    let timeout_ms = timeout_ms.clamp(1, STRICT_MS_MASK);
-    let mut entries = ENTRIES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    entries.entry(timeout_ms).or_insert_with(|| {
-        Box::leak(Box::new(TaskEntry {
-            name: "untrusted",
-            module: "js",
-            id: JS_TAG | STRICT | timeout_ms,
-            run: not_rust,
-            run_wire: None,
-            run_async: None,
-            inline_safe: false,
-            timeout_ms,
-        }))
-    })
-}
+fixed_entry!(strict_entry, "untrusted", STRICT);
 
 /// What the JS id `id` names (`None` for an id no target was made for).
 pub(crate) fn target(id: u64) -> Option<Target> {
-    if id & STRICT != 0 {
-        return Some(Target::Strict);
-    }
     match id & !TAG_MASK {
         EVAL => Some(Target::Eval),
         SESSION_EVAL => Some(Target::SessionEval),
         SESSION_CLOSE => Some(Target::SessionClose),
+        STRICT => Some(Target::Strict),
         n if n >= FIRST_EXPORT => {
             let names = export_names().read().unwrap_or_else(|e| e.into_inner());
             let (module, export) = names.get((n - FIRST_EXPORT) as usize)?.clone();
@@ -198,10 +171,7 @@ mod tests {
         assert_eq!(target(session_close_entry().id), Some(Target::SessionClose));
         assert_ne!(export_entry("math_t", "sub").id, add.id);
         assert_eq!(target(JS_TAG | 1 << 40), None);
-        let strict = strict_entry(1500);
-        assert_eq!(target(strict.id), Some(Target::Strict));
-        assert_eq!(strict.timeout_ms, 1500);
-        assert!(std::ptr::eq(strict, strict_entry(1500)));
+        assert_eq!(target(strict_entry().id), Some(Target::Strict));
         assert!(!is_js(crate::registry::task_id("app", "add")));
     }
 }

@@ -10,7 +10,7 @@ use rquickjs::{Ctx, Module, Persistent, Promise, Value};
 
 use super::budget::{forbid_new_frames, Budget};
 use super::fresh::Fresh;
-use super::guard::{next_seed, stack_pointer, Band, BAND};
+use super::guard::{forget_back_trace, next_seed, stack_pointer, Band, BAND};
 use super::{Header, StrictScript};
 use crate::error::{CallError, LimitKind, PayloadError};
 use crate::js::convert::{from_js, ConvertCache};
@@ -156,8 +156,12 @@ impl StrictCalls {
         let raw_rt = fresh
             .ctx
             .with(|ctx| unsafe { rquickjs::qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) });
+        // SAFETY: as above.
+        let raw_ctx = fresh.ctx.with(|ctx| ctx.as_raw().as_ptr());
         let hook = fresh.hook.clone();
         fresh.rt.set_interrupt_handler(Some(Box::new(move || {
+            // SAFETY: the handler runs inside this context's JS, on its thread.
+            unsafe { forget_back_trace(raw_ctx) };
             let stop = interrupt.interrupt();
             if stop {
                 // SAFETY: as above; called on the runtime's own thread.
@@ -201,6 +205,8 @@ impl StrictCalls {
         let stack = call.budget.limits.stack_bytes;
         let floor = self.floor;
         let ran = call.fresh.ctx.with(|ctx| {
+            // SAFETY: `ctx` is live, on this thread, and no JS runs now.
+            unsafe { forget_back_trace(ctx.as_raw().as_ptr()) };
             let checkpoint = Checkpoint {
                 band: Band::paint(&ctx, stack, floor, seed)?,
                 budget: &call.budget,
@@ -222,6 +228,7 @@ impl StrictCalls {
     /// The call's outcome after a slice (`Err`: it still waits). A budget
     /// found exceeded wins over whatever the JS did.
     fn after(&mut self, mut call: StrictCall, step: Option<Step>) -> Result<Outcome, StrictCall> {
+        let step = step.map(|s| cap_error(s, call.budget.limits.output_bytes));
         let outcome = if let Some(kind) = call.budget.hit.get() {
             Outcome::Failed(call.budget.limit_error(kind))
         } else if call.budget.stopped() {
@@ -521,4 +528,33 @@ fn outcome_of<'js>(
             Outcome::Failed(CallError::Payload(e.into()))
         }
     }
+}
+
+/// The most bytes of each text of a strict call's thrown error (its name,
+/// message and stack) that come back: the output budget, at most 64 KiB.
+fn cap_error(step: Step, output_bytes: usize) -> Step {
+    let Step::Done(Outcome::Failed(CallError::Js(mut e))) = step else {
+        return step;
+    };
+    let max = output_bytes.min(64 << 10);
+    for text in [&mut e.name, &mut e.message] {
+        cut(text, max);
+    }
+    if let Some(stack) = &mut e.stack {
+        cut(stack, max);
+    }
+    Step::Done(Outcome::Failed(CallError::Js(e)))
+}
+
+/// Cuts `text` to at most `max` bytes (at a character boundary), saying so.
+fn cut(text: &mut String, max: usize) {
+    if text.len() <= max {
+        return;
+    }
+    let mut end = max.saturating_sub(12);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(" \u{2026} (cut)");
 }

@@ -313,3 +313,25 @@ fn stack_text<'js>(ctx: &Ctx<'js>, sites: Option<Value<'js>>) -> Value<'js> {
         .map(|s| s.into_value())
         .unwrap_or_else(|_| undefined())
 }
+
+/// Forgets the context's saved backtrace. QuickJS passes an error that is
+/// not an `Error` object (the bare `null` of an out-of-memory that could
+/// not even make its error) through the error hook only while none is
+/// saved, and an error a builtin caught in C (a Promise executor's throw)
+/// leaves one saved. Each slice's start and each interrupt poll forget it,
+/// so only an out-of-memory within one poll interval of such an error can
+/// still slip past the hook (docs/js.md says so).
+///
+/// # Safety
+///
+/// `ctx` must be a live context, on the thread running its runtime.
+pub(crate) unsafe fn forget_back_trace(ctx: *mut qjs::JSContext) {
+    let mut saved = std::mem::MaybeUninit::<qjs::JSValue>::uninit();
+    // SAFETY: command 2 of js_std_cmd ("ErrorBackTrace") takes `ctx`'s
+    // saved backtrace into `saved` (always writing it) and leaves
+    // `undefined` in its place; the value is then ours to free.
+    unsafe {
+        qjs::js_std_cmd(2, ctx, saved.as_mut_ptr());
+        qjs::JS_FreeValue(ctx, saved.assume_init());
+    }
+}
