@@ -7,6 +7,7 @@
 //! error (the task's `Err`, a panic, a value that does not convert) is
 //! thrown as a JS `Error` whose message says what failed.
 
+use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
@@ -20,38 +21,42 @@ use crate::js::convert::{from_js, to_js};
 use crate::run::panic_message;
 use crate::table::Ticket;
 
+/// The exposed functions a strict call may call (indexes among
+/// `JsSetup::exposed`), set when the call begins: a strict context's host
+/// functions are installed before anyone knows which call will use it.
+pub(crate) type Granted = RefCell<Vec<u16>>;
+
 /// Installs the host functions on `ctx`, as the non-enumerable global
 /// `globalThis[Symbol.for("knit.host")]` that the `knit:host` module reads.
-/// With `grants` (a strict context), only the exposed functions at those
-/// indexes are callable; the others throw a `TypeError` saying they were
-/// not granted.
+/// With `grants` (a strict context), only the exposed functions whose
+/// indexes it holds when they are called run; the others throw a
+/// `TypeError` saying they were not granted.
 pub(crate) fn install<'js>(
     ctx: &Ctx<'js>,
     state: &Rc<EngineState>,
-    grants: Option<&[u16]>,
+    grants: Option<&Rc<Granted>>,
 ) -> rquickjs::Result<()> {
     let host = Object::new(ctx.clone())?;
     for index in 0..state.setup.exposed.len() {
         let state = state.clone();
         let name = state.setup.exposed[index].name.clone();
-        let granted = grants.is_none_or(|g| g.contains(&(index as u16)));
-        let f = if granted {
-            let call =
-                move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
-                    call_host(&ctx, &state, &state.setup.exposed[index], args.0)
-                };
-            Function::new(ctx.clone(), call)?
-        } else {
-            let path = state.setup.exposed[index].entry.path();
-            let refuse =
-                move |ctx: Ctx<'js>, _: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
-                    Err(Exception::throw_type(
+        let grants = grants.cloned();
+        let call = move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
+            let exposed = &state.setup.exposed[index];
+            if let Some(grants) = &grants {
+                if !grants.borrow().contains(&(index as u16)) {
+                    return Err(Exception::throw_type(
                         &ctx,
-                        &format!("host function {path} is not granted to this script"),
-                    ))
-                };
-            Function::new(ctx.clone(), refuse)?
+                        &format!(
+                            "host function {} is not granted to this script",
+                            exposed.entry.path()
+                        ),
+                    ));
+                }
+            }
+            call_host(&ctx, &state, exposed, args.0)
         };
+        let f = Function::new(ctx.clone(), call)?;
         host.set(name.as_str(), f.with_name(&name)?)?;
     }
     let object: Object = ctx.globals().get("Object")?;
