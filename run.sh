@@ -21,13 +21,13 @@ cd "$(dirname "$0")"
 
 # Bench targets, in the order they run. New families (JS lanes, process lanes)
 # add their bench target here.
-BENCHES=(pool payloads scaling settling transport js)
+BENCHES=(pool payloads scaling settling transport js strict)
 
 # Cargo features a bench target needs (the others build without them: the js
-# bench's `js` feature builds QuickJS, which is C).
+# bench's `js` feature builds QuickJS, which is C; the strict bench needs it too).
 features_of() {
     case "$1" in
-        js) echo "--features js" ;;
+        js | strict) echo "--features js" ;;
         *) echo "" ;;
     esac
 }

@@ -15,13 +15,13 @@ import pathlib
 import re
 import sys
 
-ORDER = ["pool", "inline", "payloads", "types", "scaling", "skewed", "settling", "transport", "js"]
+ORDER = ["pool", "inline", "payloads", "types", "scaling", "skewed", "settling", "transport", "js", "strict"]
 
 HEADER = """## Performance
 
 knit side by side with its peers, measured by `./run.sh` (see `run.sh --help`;
 `cargo bench -p knit-bench --bench <pool|payloads|scaling|settling|transport>`,
-or `--features js --bench js`, runs the same code; the method and the goals are in
+or `--features js --bench <js|strict>`, runs the same code; the method and the goals are in
 [docs/performance.md](../docs/performance.md)).
 **The figures below are from one full run on the machine named here and will
 move between runs:** these are shared 2-vCPU VMs, where absolute times drift
@@ -52,6 +52,11 @@ by tens of percent from run to run; the ratios are steadier.
   piscina's round trip; batches of 1000 at ≥ 20× piscina's throughput; a
   5-field struct to JS and back in < 1 µs. The js family lists each as a
   figure of its own under its table.
+- **Strict mode's goal:** a call of a trivial untrusted script, each in a
+  pristine engine of its own, ≤ 100 µs end to end and below the naive fresh
+  full context (a new runtime and `Context::full`, the bytecode loaded, the
+  call, all dropped); the strict family states under its table whether it is
+  met.
 - Full tables (medians, p99, throughput) and the method of each family:
   {links}.
 """

@@ -7,6 +7,7 @@
 //! error (the task's `Err`, a panic, a value that does not convert) is
 //! thrown as a JS `Error` whose message says what failed.
 
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
@@ -20,49 +21,57 @@ use crate::js::convert::{from_js, to_js};
 use crate::run::panic_message;
 use crate::table::Ticket;
 
+/// What a strict context's host functions check when called (they are
+/// installed before anyone knows which call will use the context).
+#[derive(Default)]
+pub(crate) struct Granted {
+    /// The exposed functions the call may call (indexes among
+    /// `JsSetup::exposed`), set when the call begins.
+    pub indexes: RefCell<Vec<u16>>,
+    /// Set once the call is over a budget: no host function runs then
+    /// (a script that caught its own out-of-memory error, say, does
+    /// nothing more outside the engine).
+    pub over: Rc<Cell<Option<crate::error::LimitKind>>>,
+}
+
 /// Installs the host functions on `ctx`, as the non-enumerable global
 /// `globalThis[Symbol.for("knit.host")]` that the `knit:host` module reads.
-/// With `grants` (a strict context), only the exposed functions at those
-/// indexes are callable; the others throw a `TypeError` saying they were
-/// not granted, and none runs once the call is over a budget.
+/// With `grants` (a strict context), only the exposed functions whose
+/// indexes it holds when they are called run; the others throw a
+/// `TypeError` saying they were not granted, and none runs once the call is
+/// over a budget.
 pub(crate) fn install<'js>(
     ctx: &Ctx<'js>,
     state: &Rc<EngineState>,
-    grants: Option<Grants<'_>>,
+    grants: Option<&Rc<Granted>>,
 ) -> rquickjs::Result<()> {
     let host = Object::new(ctx.clone())?;
     for index in 0..state.setup.exposed.len() {
         let state = state.clone();
         let name = state.setup.exposed[index].name.clone();
-        let granted = grants
-            .as_ref()
-            .is_none_or(|g| g.indexes.contains(&(index as u16)));
-        let over = grants.as_ref().map(|g| g.over.clone());
-        let f = if granted {
-            let call =
-                move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
-                    if over.as_ref().is_some_and(|o| o.get().is_some()) {
-                        // It caught its own out-of-memory error, say: the
-                        // call is failing, and does nothing more outside.
-                        return Err(Exception::throw_internal(
-                            &ctx,
-                            "the call is over a budget: no host function runs",
-                        ));
-                    }
-                    call_host(&ctx, &state, &state.setup.exposed[index], args.0)
-                };
-            Function::new(ctx.clone(), call)?
-        } else {
-            let path = state.setup.exposed[index].entry.path();
-            let refuse =
-                move |ctx: Ctx<'js>, _: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
-                    Err(Exception::throw_type(
+        let grants = grants.cloned();
+        let call = move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
+            let exposed = &state.setup.exposed[index];
+            if let Some(grants) = &grants {
+                if grants.over.get().is_some() {
+                    return Err(Exception::throw_internal(
                         &ctx,
-                        &format!("host function {path} is not granted to this script"),
-                    ))
-                };
-            Function::new(ctx.clone(), refuse)?
+                        "the call is over a budget: no host function runs",
+                    ));
+                }
+                if !grants.indexes.borrow().contains(&(index as u16)) {
+                    return Err(Exception::throw_type(
+                        &ctx,
+                        &format!(
+                            "host function {} is not granted to this script",
+                            exposed.entry.path()
+                        ),
+                    ));
+                }
+            }
+            call_host(&ctx, &state, exposed, args.0)
         };
+        let f = Function::new(ctx.clone(), call)?;
         host.set(name.as_str(), f.with_name(&name)?)?;
     }
     let object: Object = ctx.globals().get("Object")?;
@@ -74,13 +83,6 @@ pub(crate) fn install<'js>(
     ctx.globals()
         .prop(key, rquickjs::object::Property::from(host))?;
     Ok(())
-}
-
-/// A strict call's grants: the exposed functions' indexes, and the cell
-/// that says the call went over a budget.
-pub(crate) struct Grants<'a> {
-    pub indexes: &'a [u16],
-    pub over: Rc<std::cell::Cell<Option<crate::error::LimitKind>>>,
 }
 
 fn call_host<'js>(

@@ -15,7 +15,7 @@ use super::{Header, StrictScript};
 use crate::error::{CallError, LimitKind, PayloadError};
 use crate::js::convert::{from_js, ConvertCache};
 use crate::js::error::{js_error_from, js_error_of};
-use crate::js::host::{exposed, EngineState};
+use crate::js::host::EngineState;
 use crate::js::wire::{WireError, WireLimits, ARRAY, UNDEFINED};
 use crate::js_error::JsError;
 use crate::lanes::Begun;
@@ -25,7 +25,8 @@ use crate::table::{Outcome, Ticket};
 const JOBS_PER_SLICE: usize = 4096;
 
 /// Settled calls whose runtimes wait to be freed (after their results went
-/// out) before the next turn frees them all at once.
+/// out) before the next turn, or the next call that finds no spare, frees
+/// them all at once.
 const MAX_DEAD: usize = 8;
 
 /// One strict call in flight on this worker.
@@ -127,16 +128,24 @@ impl StrictCalls {
         }
         let fresh = match self.spare.take() {
             Some(fresh) => fresh,
-            None => match Fresh::new(&state.setup, state.lane) {
-                Ok(fresh) => fresh,
-                Err(e) => {
-                    return failed(CallError::Js(Box::new(JsError::new(
-                        "InternalError",
-                        format!("no engine for the call: {e}"),
-                    ))))
+            None => {
+                // Calls came faster than turns. The settled calls' results
+                // are out: their runtimes go first, so the new one reuses
+                // their memory while it is in cache (a burst otherwise
+                // piles up `MAX_DEAD` of them, larger than the core's cache).
+                self.free_dead();
+                match Fresh::new(state) {
+                    Ok(fresh) => fresh,
+                    Err(e) => {
+                        return failed(CallError::Js(Box::new(JsError::new(
+                            "InternalError",
+                            format!("no engine for the call: {e}"),
+                        ))))
+                    }
                 }
-            },
+            }
         };
+        *fresh.grants.indexes.borrow_mut() = header.grants.clone();
         let limits = header.limits;
         // Runtime settings go outside `with` (rquickjs panics inside it).
         fresh.rt.set_memory_limit(limits.memory_bytes);
@@ -180,14 +189,11 @@ impl StrictCalls {
             fresh,
         };
         let step = self.slice(&call, state, |ctx, cp| {
-            first_run(ctx, cp, state, &script, &header, args, &call)
+            first_run(ctx, cp, &script, &header, args, &call)
         });
         match self.after(call, step) {
-            Ok(outcome) => Begun::Done(outcome),
-            Err(call) => {
-                self.pending.insert(call.call, call);
-                Begun::Pending
-            }
+            Some(outcome) => Begun::Done(outcome),
+            None => Begun::Pending,
         }
     }
 
@@ -225,9 +231,10 @@ impl StrictCalls {
         ran
     }
 
-    /// The call's outcome after a slice (`Err`: it still waits). A budget
-    /// found exceeded wins over whatever the JS did.
-    fn after(&mut self, mut call: StrictCall, step: Option<Step>) -> Result<Outcome, StrictCall> {
+    /// The call's outcome after a slice (`None`: it still waits, and is
+    /// listed pending again). A budget found exceeded wins over whatever
+    /// the JS did.
+    fn after(&mut self, mut call: StrictCall, step: Option<Step>) -> Option<Outcome> {
         let step = step.map(|s| cap_error(s, call.budget.limits.output_bytes));
         let outcome = if let Some(kind) = call.budget.hit.get() {
             Outcome::Failed(call.budget.limit_error(kind))
@@ -239,17 +246,18 @@ impl StrictCalls {
                 Some(Step::Done(outcome)) => outcome,
                 Some(Step::Waiting(promise)) => {
                     call.promise = Some(promise);
-                    return Err(call);
+                    self.pending.insert(call.call, call);
+                    return None;
                 }
                 None => Outcome::Failed(call.budget.limit_error(LimitKind::Stack)),
             }
         };
         self.bury(call);
-        Ok(outcome)
+        Some(outcome)
     }
 
-    /// Keeps a settled call's runtime until the next turn frees it (its
-    /// result goes out first).
+    /// Keeps a settled call's runtime until the next turn (or the next call
+    /// that finds no spare) frees it: its result goes out first.
     fn bury(&mut self, call: StrictCall) {
         self.dead.push(call);
         if self.dead.len() > MAX_DEAD {
@@ -292,16 +300,13 @@ impl StrictCalls {
                     self.pending.insert(id, call);
                     continue;
                 };
-                match self.after(call, step) {
-                    Ok(outcome) => settled.push((id, outcome)),
-                    Err(call) => {
-                        self.pending.insert(id, call);
-                    }
+                if let Some(outcome) = self.after(call, step) {
+                    settled.push((id, outcome));
                 }
             }
         }
         if self.spare.is_none() && self.used && !self.spare_failed {
-            match Fresh::new(&state.setup, state.lane) {
+            match Fresh::new(state) {
                 Ok(fresh) => self.spare = Some(fresh),
                 Err(e) => {
                     tracing::warn!(lane = state.lane, error = %e, "knit: no spare strict engine");
@@ -370,24 +375,16 @@ fn thrown(ctx: &Ctx<'_>, e: rquickjs::Error) -> Step {
     )))))
 }
 
-/// The call's first slice: grants, the script's module, its export called
-/// on the arguments.
+/// The call's first slice: the script's module, its export called on the
+/// arguments.
 fn first_run<'js>(
     ctx: &Ctx<'js>,
     cp: &Checkpoint<'_>,
-    state: &Rc<EngineState>,
     script: &StrictScript,
     header: &Header,
     args: &[u8],
     call: &StrictCall,
 ) -> Step {
-    let grants = exposed::Grants {
-        indexes: &header.grants,
-        over: call.budget.hit.clone(),
-    };
-    if let Err(e) = exposed::install(ctx, state, Some(grants)) {
-        return thrown(ctx, e);
-    }
     // SAFETY: the store only holds bytecode `compile_script` had this
     // process's engine write (JS_WriteObject), never bytes from elsewhere.
     let module = match unsafe { Module::load(ctx.clone(), &script.bytecode) } {

@@ -1,4 +1,4 @@
-//! A pristine engine for one strict call: a new runtime, a context without `eval`, the console, timers and the error hook, and the loader that only allows what untrusted code may import.
+//! A pristine engine for one strict call: a new runtime, a context without `eval`, the console, timers, the error hook and the host functions, and the loader that only allows what untrusted code may import.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -12,7 +12,8 @@ use rquickjs::{Context, Ctx, Runtime};
 
 use super::guard::{install_error_hook, HookCells};
 use crate::js::console::{self, ConsoleSource};
-use crate::js::host::JsSetup;
+use crate::js::host::exposed::{self, Granted};
+use crate::js::host::{EngineState, JsSetup};
 use crate::js::modules::{resolve, resolver_and_loader, CompiledModules};
 use crate::js::timers::Timers;
 
@@ -44,6 +45,8 @@ pub(crate) const SCRIPT_PREFIX: &str = "script:";
 /// A runtime no script has run in yet.
 pub(crate) struct Fresh {
     pub timers: Timers,
+    /// Which host functions the call may use (set when it begins).
+    pub grants: Rc<Granted>,
     pub hook: Rc<HookCells>,
     /// The console's view of the call: its id, its script, its lines left.
     pub console_call: Rc<Cell<Option<u64>>>,
@@ -55,14 +58,24 @@ pub(crate) struct Fresh {
 }
 
 impl Fresh {
-    /// Builds one for the pool `setup` describes, on worker lane `lane`.
-    pub(crate) fn new(setup: &Arc<JsSetup>, lane: usize) -> rquickjs::Result<Fresh> {
+    /// Builds one for the engine of `state` (its pool's setup, its lane):
+    /// the console, the timers, the error hook and the host functions
+    /// (none granted yet) are in place.
+    pub(crate) fn new(state: &Rc<EngineState>) -> rquickjs::Result<Fresh> {
+        let setup = &state.setup;
         let rt = Runtime::new()?;
         set_strict_loader(&rt, setup);
         let ctx = Context::custom::<StrictIntrinsics>(&rt)?;
+        let hook = Rc::new(HookCells::default());
         let fresh = Fresh {
             timers: Timers::with_limit(MAX_TIMERS),
-            hook: Rc::new(HookCells::default()),
+            // Host functions stop once the budget the hook and the
+            // interrupt handler share is exceeded.
+            grants: Rc::new(Granted {
+                indexes: RefCell::new(Vec::new()),
+                over: hook.hit.clone(),
+            }),
+            hook,
             console_call: Rc::new(Cell::new(None)),
             console_module: Rc::new(RefCell::new(None)),
             console_quota: Rc::new(Cell::new(MAX_CONSOLE_LINES)),
@@ -70,7 +83,7 @@ impl Fresh {
             rt,
         };
         let source = ConsoleSource {
-            lane,
+            lane: state.lane,
             call: fresh.console_call.clone(),
             module: fresh.console_module.clone(),
             quota: Some(fresh.console_quota.clone()),
@@ -78,7 +91,8 @@ impl Fresh {
         let installed = fresh.ctx.with(|ctx| {
             console::install(&ctx, &source)?;
             fresh.timers.install(&ctx)?;
-            install_error_hook(&ctx, fresh.hook.clone())
+            install_error_hook(&ctx, fresh.hook.clone())?;
+            exposed::install(&ctx, state, Some(&fresh.grants))
         });
         match installed {
             Ok(()) => Ok(fresh),

@@ -41,6 +41,10 @@ use crate::error::LimitKind;
 /// The painted band below a strict call's stack budget.
 pub(crate) const BAND: usize = 32 << 10;
 
+/// The band is painted and checked this many bytes (eight words) per turn.
+const LINE: usize = 64;
+const _: () = assert!(BAND.is_multiple_of(LINE));
+
 /// Below how many bytes from its limit a heap counts as exhausted when a
 /// bare `null` is thrown (the engine throws one when it cannot even make
 /// its out-of-memory error).
@@ -82,30 +86,44 @@ impl Band {
         if lo < floor {
             return None;
         }
-        for addr in (lo..hi).step_by(8) {
-            // SAFETY: `[lo, hi)` lies inside this thread's stack (above
-            // `floor`) and at least `stack_bytes` below this frame, so no
-            // live frame, red zone or signal frame of ours is there now:
-            // it is memory the next frames will overwrite anyway.
-            unsafe {
-                std::ptr::write_volatile(
-                    std::ptr::with_exposed_provenance_mut::<u64>(addr),
-                    seed ^ addr as u64,
-                )
-            };
+        // Eight words per turn (`hi` is word-aligned and `BAND` a multiple
+        // of `LINE`), with no loop test between them.
+        for line in (lo..hi).step_by(LINE) {
+            for i in 0..LINE / 8 {
+                let addr = line + 8 * i;
+                // SAFETY: `[lo, hi)` lies inside this thread's stack (above
+                // `floor`) and at least `stack_bytes` below this frame, so no
+                // live frame, red zone or signal frame of ours is there now:
+                // it is memory the next frames will overwrite anyway.
+                unsafe {
+                    std::ptr::write_volatile(
+                        std::ptr::with_exposed_provenance_mut::<u64>(addr),
+                        seed ^ addr as u64,
+                    )
+                };
+            }
         }
         Some(Band { lo, hi, seed })
     }
 
-    /// Whether anything wrote into the band since it was painted.
+    /// Whether anything wrote into the band since it was painted. Reads
+    /// every word (an untouched band, the usual case, is read whole
+    /// anyway), a line per turn with no branch per word: about twice as
+    /// fast as stopping at the first changed word.
     #[inline(never)]
     pub(crate) fn touched(&self) -> bool {
-        (self.lo..self.hi).step_by(8).any(|addr| {
-            // SAFETY: as in `paint`; this frame is above the band again.
-            let word =
-                unsafe { std::ptr::read_volatile(std::ptr::with_exposed_provenance::<u64>(addr)) };
-            word != self.seed ^ addr as u64
-        })
+        let mut changed = 0u64;
+        for line in (self.lo..self.hi).step_by(LINE) {
+            for i in 0..LINE / 8 {
+                let addr = line + 8 * i;
+                // SAFETY: as in `paint`; this frame is above the band again.
+                let word = unsafe {
+                    std::ptr::read_volatile(std::ptr::with_exposed_provenance::<u64>(addr))
+                };
+                changed |= word ^ (self.seed ^ addr as u64);
+            }
+        }
+        changed != 0
     }
 }
 
@@ -333,5 +351,47 @@ pub(crate) unsafe fn forget_back_trace(ctx: *mut qjs::JSContext) {
     unsafe {
         qjs::js_std_cmd(2, ctx, saved.as_mut_ptr());
         qjs::JS_FreeValue(ctx, saved.assume_init());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rquickjs::{Context, Runtime};
+
+    #[test]
+    fn the_band_sees_a_write_to_any_of_its_words_and_none_outside() {
+        let rt = Runtime::new().expect("a runtime");
+        let context = Context::base(&rt).expect("a context");
+        context.with(|ctx| {
+            let stack = 64 << 10;
+            let floor = stack_pointer() - (512 << 10);
+            let seed = Cell::new(0x9e37_79b9_7f4a_7c15);
+            for offset in [0, 8, 56, 64, 72, BAND / 2, BAND - 64, BAND - 8] {
+                let band = Band::paint(&ctx, stack, floor, next_seed(&seed)).expect("it fits");
+                assert!(!band.touched(), "untouched, offset {offset}");
+                assert_eq!(band.hi - band.lo, BAND);
+                // Just outside the band on either side: not its business.
+                for outside in [band.lo - 8, band.hi] {
+                    // SAFETY: at least `stack` bytes below this frame, in
+                    // this thread's stack (above `floor`): no live frame.
+                    unsafe {
+                        std::ptr::write_volatile(
+                            std::ptr::with_exposed_provenance_mut::<u64>(outside),
+                            0,
+                        )
+                    };
+                }
+                assert!(!band.touched(), "a write outside, offset {offset}");
+                // SAFETY: as above; inside the band.
+                unsafe {
+                    std::ptr::write_volatile(
+                        std::ptr::with_exposed_provenance_mut::<u64>(band.lo + offset),
+                        0,
+                    )
+                };
+                assert!(band.touched(), "a write at offset {offset}");
+            }
+        });
     }
 }
