@@ -139,3 +139,41 @@ fn a_caught_stack_overflow_is_still_the_stack_limit() {
     assert_eq!(ok.call::<_, i64>(1).wait().expect("a call"), 2);
     pool.shutdown();
 }
+
+/// One `Script` serves many threads: it is `Send + Sync` and cheap to
+/// clone, and clones called from several threads at once all get their own
+/// pristine engine and the right answer.
+#[test]
+fn a_script_is_shared_by_threads() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<knit::Script>();
+    shareable::<knit::ScriptExport>();
+    let pool = create_pool(PoolOptions {
+        threads: 2,
+        js: Some(JsOptions::default()),
+        ..Default::default()
+    })
+    .unwrap();
+    let script = pool
+        .untrusted(
+            "let calls = 0; export default (x) => { calls += 1; return [x * 2, calls]; };",
+            Limits::default(),
+        )
+        .unwrap();
+    let threads: Vec<_> = (0..4i64)
+        .map(|t| {
+            let script = script.clone();
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    let x = t * 100 + i;
+                    let got: (i64, i64) = script.call(x).wait().unwrap();
+                    // Module state starts over with every call.
+                    assert_eq!(got, (x * 2, 1));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
