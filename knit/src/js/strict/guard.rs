@@ -160,6 +160,13 @@ pub(crate) fn install_error_hook<'js>(
     let protos = EngineProtos {
         internal: prototype_of(ctx, "InternalError")?,
         range: prototype_of(ctx, "RangeError")?,
+        // Interned now: turning the engine's message into its atom later
+        // then finds it and allocates nothing (the hook runs when memory
+        // is out, and must not need any). Atoms, not `Value`s: a value
+        // would keep the context alive from inside its own hook.
+        out_of_memory: atom(ctx, c"out of memory"),
+        overflow: atom(ctx, c"Maximum call stack size exceeded"),
+        message: atom(ctx, c"message"),
     };
     let hook = move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> Value<'js> {
         let mut args = args.0.into_iter();
@@ -203,6 +210,22 @@ pub(crate) fn install_error_hook<'js>(
 struct EngineProtos {
     internal: usize,
     range: usize,
+    /// The engine's two messages, and `message`, as atoms (freed with the
+    /// runtime, which frees every atom).
+    out_of_memory: qjs::JSAtom,
+    overflow: qjs::JSAtom,
+    message: qjs::JSAtom,
+}
+
+/// `text` as an atom of `ctx`'s runtime (`JS_ATOM_NULL` if it could not be
+/// made: the hook then recognises nothing by it).
+fn atom(ctx: &Ctx<'_>, text: &std::ffi::CStr) -> qjs::JSAtom {
+    // SAFETY: `ctx` is live and `text` a NUL-terminated string.
+    let atom = unsafe { qjs::JS_NewAtom(ctx.as_raw().as_ptr(), text.as_ptr()) };
+    if atom == qjs::JS_ATOM_NULL {
+        let _ = ctx.catch();
+    }
+    atom
 }
 
 /// The address of `globalThis[name].prototype`.
@@ -242,30 +265,50 @@ fn engine_failure<'js>(
     let object = error.as_object()?;
     let prototype = address(&object.get_prototype()?);
     let (kind, expected) = if prototype == protos.internal {
-        (LimitKind::Memory, "out of memory")
+        (LimitKind::Memory, protos.out_of_memory)
     } else if prototype == protos.range {
-        (LimitKind::Stack, "Maximum call stack size exceeded")
+        (LimitKind::Stack, protos.overflow)
     } else {
         return None;
     };
-    (own_data_string(ctx, object, "message")? == expected).then_some(kind)
+    let message = own_data_value(ctx, object, protos.message)?;
+    if !message.is_string() || expected == qjs::JS_ATOM_NULL {
+        return None;
+    }
+    let raw = ctx.as_raw().as_ptr();
+    // SAFETY: `message` is a live string of `ctx`. Its atom is looked up in
+    // the runtime's table (the engine's own message is there already, so
+    // nothing is allocated for it); the atom got is freed here.
+    let same = unsafe {
+        let got = qjs::JS_ValueToAtom(raw, message.as_raw());
+        if got == qjs::JS_ATOM_NULL {
+            // Even interning failed: memory is out.
+            let _ = ctx.catch();
+            return (kind == LimitKind::Memory).then_some(kind);
+        }
+        let same = got == expected;
+        qjs::JS_FreeAtom(raw, got);
+        same
+    };
+    same.then_some(kind)
 }
 
-/// `object`'s own data property `key`, if it is a string (no getter runs).
-fn own_data_string<'js>(ctx: &Ctx<'js>, object: &Object<'js>, key: &str) -> Option<String> {
+/// `object`'s own data property `key` (no getter runs, nothing allocated).
+fn own_data_value<'js>(
+    ctx: &Ctx<'js>,
+    object: &Object<'js>,
+    atom: qjs::JSAtom,
+) -> Option<Value<'js>> {
+    if atom == qjs::JS_ATOM_NULL {
+        return None;
+    }
     let raw = ctx.as_raw().as_ptr();
-    // SAFETY: `raw` is the live context of `object`; the atom is freed
-    // below, and the descriptor's three values, all set when the property
+    // SAFETY: `raw` is the live context of `object`, `atom` a live atom of
+    // its runtime; the descriptor's three values, all set when the property
     // is found, are owned here and freed as `Value`s.
     unsafe {
-        let atom = qjs::JS_NewAtomLen(raw, key.as_ptr().cast(), key.len() as _);
-        if atom == qjs::JS_ATOM_NULL {
-            let _ = ctx.catch();
-            return None;
-        }
         let mut desc = std::mem::MaybeUninit::<qjs::JSPropertyDescriptor>::zeroed();
         let found = qjs::JS_GetOwnProperty(raw, desc.as_mut_ptr(), object.as_raw(), atom);
-        qjs::JS_FreeAtom(raw, atom);
         if found < 0 {
             let _ = ctx.catch();
         }
@@ -279,7 +322,7 @@ fn own_data_string<'js>(ctx: &Ctx<'js>, object: &Object<'js>, key: &str) -> Opti
         if desc.flags & qjs::JS_PROP_GETSET as i32 != 0 {
             return None;
         }
-        value.as_string()?.to_string().ok()
+        Some(value)
     }
 }
 
